@@ -1,0 +1,204 @@
+#!/bin/busybox sh
+# /init of the VM test guest (built into the initramfs by tests/vm/run.sh).
+#
+# Loads the vsock loopback transport, runs the scenarios named on the kernel
+# command line (rdd_scenarios=a,b,...) and prints facts, never verdicts:
+#   RESULT <name> role=client|backend|backend-summary|daemon key=value ...
+#   DLOG <name> <one line of the daemon's stderr>
+# run.sh on the host parses these and asserts. The last line is GUEST-DONE;
+# then the guest powers off. Every wait here is bounded, and run.sh bounds
+# the whole boot with timeout(1) as well.
+
+/bin/busybox mkdir -p /proc /sys /dev /tmp /run /var/run /usr/bin /usr/sbin /sbin
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
+/bin/busybox mount -t tmpfs tmpfs /tmp
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+
+echo "GUEST-START kernel=$(uname -r) cpus=$(nproc)"
+
+for m in $(cat /etc/vsock-modules); do
+	insmod "/lib/modules/$m" || echo "RESULT setup role=guest insmod=fail module=$m"
+done
+
+scenarios=$(sed -n 's/.*rdd_scenarios=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
+DAEMON=/bin/rdd-guest
+VMTOOL=/bin/vmtool
+
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+
+# running PID: true while PID exists and is not a zombie
+running() {
+	[ -r "/proc/$1/stat" ] || return 1
+	[ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
+# wait_until SECONDS COMMAND...: poll COMMAND every 0.1 s, at most SECONDS
+wait_until() {
+	limit=$(($1 * 10))
+	shift
+	i=0
+	while ! "$@"; do
+		i=$((i + 1))
+		[ "$i" -ge "$limit" ] && return 1
+		sleep 0.1
+	done
+	return 0
+}
+
+not_running() { ! running "$1"; }
+
+# reap NAME ROLE PID SECONDS: wait for PID at most SECONDS, then kill it;
+# prints its exit status (or exit=killed) as a RESULT line.
+reap() {
+	if wait_until "$4" not_running "$3"; then
+		wait "$3"
+		echo "RESULT $1 role=$2 exit=$?"
+	else
+		kill -KILL "$3" 2>/dev/null
+		wait "$3" 2>/dev/null
+		echo "RESULT $1 role=$2 exit=killed"
+	fi
+}
+
+# start_daemon NAME ARGS...: start rdd-guest, wait for its "listening on" line
+start_daemon() {
+	dname=$1
+	shift
+	"$DAEMON" "$@" 2>"/tmp/$dname.log" &
+	DPID=$!
+	if wait_until 20 grep -q '^<6>listening on' "/tmp/$dname.log"; then
+		echo "RESULT $dname role=daemon started=1"
+	else
+		echo "RESULT $dname role=daemon started=0"
+	fi
+}
+
+# stop_daemon NAME: SIGTERM, bounded wait, exit status, then its log
+stop_daemon() {
+	kill -TERM "$DPID" 2>/dev/null
+	reap "$1" daemon "$DPID" 30
+	sed "s/^/DLOG $1 /" "/tmp/$1.log"
+}
+
+# backend NAME ARGS...: start a vmtool backend on a unix socket in the background
+backend() {
+	bname=$1
+	shift
+	rm -f "/tmp/$bname.ready"
+	"$VMTOOL" backend --name "$bname" --ready-file "/tmp/$bname.ready" "$@" &
+	BPID=$!
+	wait_until 10 test -e "/tmp/$bname.ready" || echo "RESULT $bname role=backend-summary ready=0"
+}
+
+# The kernel alone: a vsock listener in this guest, reached on CID 1, sees
+# peer CID 1. Everything else depends on this.
+scenario_kernel() {
+	backend kernel-backend --listen vsock:7000 --order after-eof --send 64K --seed 11 --timeout 30
+	"$VMTOOL" client --name kernel --connect vsock:1:7000 --send 4K --seed 12 --timeout 30
+	reap kernel-backend backend-process "$BPID" 10
+}
+
+# 1. Default policy (only CID 2): a CID-1 peer is refused before the backend
+#    is dialled.
+scenario_refuse() {
+	backend refuse-backend --listen unix:/run/refuse.sock --send 4K --timeout 60
+	start_daemon refuse-daemon --listen vsock:6661 --backend /run/refuse.sock --log-level debug
+	"$VMTOOL" client --name refuse --connect vsock:1:6661 --send 4K --seed 13 --timeout 20
+	# The backend never sees a connection; give a wrongly relayed one time to arrive.
+	sleep 1
+	kill -TERM "$BPID"
+	reap refuse-backend backend-process "$BPID" 10
+	stop_daemon refuse-daemon
+}
+
+# 2. --allow-cid 1: relayed, with half-close in both directions.
+scenario_relay() {
+	start_daemon relay-daemon --listen vsock:6662 --backend /run/relay.sock --allow-cid 1 --log-level debug
+	# a: the client shuts write first; the backend replies only after that EOF.
+	backend relay-a-backend --listen unix:/run/relay.sock --order after-eof --send 4M --seed 21 --timeout 120
+	"$VMTOOL" client --name relay-a --connect vsock:1:6662 --send 256K --seed 22 --timeout 120
+	reap relay-a-backend backend-process "$BPID" 20
+	# b: the backend sends its reply and shuts write first; the client sends
+	#    only after the reply's EOF.
+	backend relay-b-backend --listen unix:/run/relay.sock --send 2M --seed 23 --timeout 120
+	"$VMTOOL" client --name relay-b --connect vsock:1:6662 --order after-eof --send 1M --seed 24 --timeout 120
+	reap relay-b-backend backend-process "$BPID" 20
+	stop_daemon relay-daemon
+}
+
+# 3. SIGTERM while a transfer is in flight: it completes within the drain
+#    window and the daemon exits 0.
+scenario_drain() {
+	backend drain-backend --listen unix:/run/drain.sock --order after-eof --send 16M --seed 31 \
+		--chunk 64K --pace-ms 20 --timeout 120
+	start_daemon drain-daemon --listen vsock:6663 --backend /run/drain.sock --allow-cid 1 \
+		--drain-timeout 30 --log-level debug
+	rm -f /tmp/drain.started
+	"$VMTOOL" client --name drain --connect vsock:1:6663 --send 1K --seed 32 \
+		--started-file /tmp/drain.started --timeout 120 &
+	cpid=$!
+	wait_until 30 test -e /tmp/drain.started || echo "RESULT drain role=client started=0"
+	t0=$(uptime_s)
+	kill -TERM "$DPID"
+	if running "$cpid"; then inflight=1; else inflight=0; fi
+	# The listener is closed once the signal is handled: a new peer is not served.
+	sleep 1
+	"$VMTOOL" client --name drain-late --connect vsock:1:6663 --send 1K --seed 33 --timeout 10
+	if wait_until 60 not_running "$DPID"; then
+		wait "$DPID"
+		rc=$?
+	else
+		kill -KILL "$DPID"
+		wait "$DPID"
+		rc=killed
+	fi
+	t1=$(uptime_s)
+	echo "RESULT drain role=daemon exit=$rc inflight_at_sigterm=$inflight drain_timeout=30" \
+		"seconds_to_exit=$(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')"
+	reap drain-client client-process "$cpid" 30
+	reap drain-backend backend-process "$BPID" 30
+	sed "s/^/DLOG drain-daemon /" /tmp/drain-daemon.log
+}
+
+# 4. No --listen: the daemon binds VMADDR_CID_ANY port 6660.
+scenario_default() {
+	backend default-backend --listen unix:/run/default.sock --order after-eof --send 1M --seed 41 --timeout 60
+	start_daemon default-daemon --backend /run/default.sock --allow-cid 1 --log-level debug
+	"$VMTOOL" client --name default --connect vsock:1:6660 --send 64K --seed 42 --timeout 60
+	reap default-backend backend-process "$BPID" 20
+	stop_daemon default-daemon
+}
+
+# 5. Throughput of 256 MiB backend -> peer, with splice and with read/write,
+#    and the kernel's own vsock loopback without the daemon for comparison.
+scenario_throughput() {
+	size=${THROUGHPUT_SIZE:-256M}
+	backend tp-direct-backend --listen vsock:7005 --order after-eof --send "$size" --seed 51 \
+		--chunk 256K --timeout 300
+	"$VMTOOL" client --name tp-direct --connect vsock:1:7005 --send 64 --seed 52 --timeout 300
+	reap tp-direct-backend backend-process "$BPID" 30
+	port=6665
+	for mode in splice no-splice; do
+		backend "tp-$mode-backend" --listen "unix:/run/tp-$mode.sock" --order after-eof \
+			--send "$size" --seed 51 --chunk 256K --timeout 300
+		start_daemon "tp-$mode-daemon" --listen "vsock:$port" --backend "/run/tp-$mode.sock" \
+			--allow-cid 1 --"$mode" --log-level debug
+		"$VMTOOL" client --name "tp-$mode" --connect "vsock:1:$port" --send 64 --seed 52 --timeout 300
+		reap "tp-$mode-backend" backend-process "$BPID" 30
+		stop_daemon "tp-$mode-daemon"
+		port=$((port + 1))
+	done
+}
+
+for s in $scenarios; do
+	echo "SCENARIO $s begin t=$(uptime_s)"
+	"scenario_$s"
+	echo "SCENARIO $s end t=$(uptime_s)"
+done
+
+echo GUEST-DONE
+sync
+poweroff -f

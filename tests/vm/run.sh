@@ -1,0 +1,276 @@
+#!/bin/bash
+# VM test: rdd-guest on a real Linux kernel's AF_VSOCK.
+#
+# usage: tests/vm/run.sh [PATH-TO-rdd-guest]     (default build/rdd-guest)
+#
+# Boots Debian's kernel under qemu (TCG) with an initramfs made here:
+# busybox-static, the vsock loopback modules, the daemon with the shared
+# libraries it needs, vmtool (tests/vm/vmtool.c, built static) and
+# tests/vm/guest-init.sh as /init. Inside the guest a connection to CID 1
+# (VMADDR_CID_LOCAL) loops back to a listener in the same guest, which sees
+# peer CID 1. The guest prints facts; this script asserts them, one line per
+# check, and ends with "N passed, N failed".
+#
+# Environment:
+#   RDD_VM_SCENARIOS   comma list, default kernel,refuse,relay,drain,default,throughput
+#   RDD_VM_TIMEOUT     seconds for the whole guest run (default 600)
+#   RDD_VM_KERNEL      kernel image (default: newest /boot/vmlinuz-*)
+#   RDD_VM_THROUGHPUT_SIZE  bytes for scenario 5 (default 256M)
+#   RDD_VM_KEEP        keep the work directory (console log, initramfs)
+set -u
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HERE=$ROOT/tests/vm
+DAEMON=${1:-build/rdd-guest}
+case $DAEMON in /*) ;; *) DAEMON=$ROOT/$DAEMON ;; esac
+SCENARIOS=${RDD_VM_SCENARIOS:-kernel,refuse,relay,drain,default,throughput}
+VM_TIMEOUT=${RDD_VM_TIMEOUT:-600}
+TP_SIZE=${RDD_VM_THROUGHPUT_SIZE:-256M}
+
+passed=0
+failed=0
+pass() { echo "PASS $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL $*"; failed=$((failed + 1)); }
+summary() { echo "$passed passed, $failed failed"; }
+
+# A setup failure is one failed check, then the summary.
+die() {
+	fail "$*"
+	summary
+	exit 1
+}
+
+for tool in qemu-system-x86_64 cpio gcc timeout; do
+	command -v "$tool" >/dev/null || die "setup: $tool not found (see tests/vm/packages.txt)"
+done
+[ -x "$DAEMON" ] || die "setup: daemon binary $DAEMON not found or not executable (run make)"
+
+KERNEL=${RDD_VM_KERNEL:-$(ls -1v /boot/vmlinuz-* 2>/dev/null | tail -n 1)}
+[ -r "$KERNEL" ] || die "setup: no readable kernel image in /boot (install linux-image-amd64)"
+KVER=${KERNEL##*/vmlinuz-}
+MODDIR=/lib/modules/$KVER
+[ -r "$MODDIR/modules.dep" ] || die "setup: $MODDIR/modules.dep missing"
+BUSYBOX=$(command -v busybox)
+file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/busybox
+[ -x "$BUSYBOX" ] || die "setup: busybox-static not installed"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/rdd-vm.XXXXXX")
+cleanup() { [ -n "${RDD_VM_KEEP:-}" ] && echo "work dir kept: $WORK" || rm -rf "$WORK"; }
+trap cleanup EXIT
+
+# --- vmtool -------------------------------------------------------------
+mkdir -p "$ROOT/build/vm"
+VMTOOL=$ROOT/build/vm/vmtool
+if [ ! -x "$VMTOOL" ] || [ "$HERE/vmtool.c" -nt "$VMTOOL" ]; then
+	gcc -std=c11 -O2 -Wall -Wextra -Werror -static -o "$VMTOOL" "$HERE/vmtool.c" ||
+		die "setup: building vmtool"
+fi
+
+# --- initramfs ----------------------------------------------------------
+R=$WORK/root
+mkdir -p "$R/bin" "$R/etc" "$R/lib/modules" "$R/dev" "$R/proc" "$R/sys" "$R/tmp" "$R/run"
+cp "$BUSYBOX" "$R/bin/busybox"
+cp "$VMTOOL" "$R/bin/vmtool"
+cp "$DAEMON" "$R/bin/rdd-guest"
+cp "$HERE/guest-init.sh" "$R/init"
+chmod 755 "$R/init" "$R/bin/"*
+
+# The daemon's shared libraries and loader, at the paths ldd names.
+libs=$(ldd "$DAEMON" 2>/dev/null | awk '/=>/ { print $3 } /^[[:space:]]*\// { print $1 }')
+for lib in $libs; do
+	[ -e "$lib" ] || continue
+	mkdir -p "$R$(dirname "$lib")"
+	cp -L "$lib" "$R$lib"
+done
+
+# vsock_loopback and what it depends on. modules.dep lists a module's whole
+# dependency chain, each entry depending only on entries after it, so the
+# load order is that line reversed.
+dep=$(grep -E '(^|/)vsock_loopback\.ko[^:]*:' "$MODDIR/modules.dep") ||
+	die "setup: vsock_loopback not in $MODDIR/modules.dep"
+: >"$R/etc/vsock-modules"
+for m in $(echo "${dep%%:*} ${dep#*:}" | tr ' ' '\n' | grep . | tac); do
+	base=$(basename "$m")
+	case $base in
+	*.ko.xz) xz -dc "$MODDIR/$m" >"$R/lib/modules/${base%.xz}" ;;
+	*.ko.zst) zstd -qdc "$MODDIR/$m" >"$R/lib/modules/${base%.zst}" ;;
+	*.ko.gz) gzip -dc "$MODDIR/$m" >"$R/lib/modules/${base%.gz}" ;;
+	*) cp "$MODDIR/$m" "$R/lib/modules/$base" ;;
+	esac || die "setup: copying module $m"
+	echo "${base%.ko*}.ko" >>"$R/etc/vsock-modules"
+done
+
+(cd "$R" && find . | cpio -o -H newc --quiet) >"$WORK/initramfs.cpio" || die "setup: cpio"
+
+# --- boot ---------------------------------------------------------------
+CONSOLE=$WORK/console.log
+ACCEL=tcg
+echo "booting $KERNEL (accel=$ACCEL) with scenarios: $SCENARIOS"
+t0=$(date +%s)
+timeout -k 5 "$VM_TIMEOUT" qemu-system-x86_64 \
+	-accel "$ACCEL" -m 1024 -smp 2 -nodefaults -no-user-config -display none \
+	-serial "file:$CONSOLE" -no-reboot \
+	-kernel "$KERNEL" -initrd "$WORK/initramfs.cpio" \
+	-append "console=ttyS0 panic=-1 quiet loglevel=4 rdd_scenarios=$SCENARIOS THROUGHPUT_SIZE=$TP_SIZE" \
+	</dev/null >"$WORK/qemu.out" 2>&1
+qrc=$?
+t1=$(date +%s)
+echo "guest ran $((t1 - t0)) s, qemu exit $qrc"
+
+if ! grep -q '^GUEST-DONE' "$CONSOLE" 2>/dev/null; then
+	echo "---- console log ($CONSOLE) ----"
+	cat "$CONSOLE" 2>/dev/null
+	echo "---- qemu output ----"
+	cat "$WORK/qemu.out"
+	echo "----"
+	[ "$qrc" = 124 ] && die "guest did not finish within $VM_TIMEOUT s" || die "guest did not finish (qemu exit $qrc)"
+fi
+tr -d '\r' <"$CONSOLE" >"$WORK/console.txt"
+
+# --- checks -------------------------------------------------------------
+C=$WORK/console.txt
+
+# get NAME ROLE KEY: KEY's value on the first "RESULT NAME role=ROLE" line
+get() {
+	awk -v n="$1" -v r="role=$2" -v k="$3" '
+		$1 == "RESULT" && $2 == n && $3 == r {
+			for (i = 4; i <= NF; i++) if (index($i, k "=") == 1) { print substr($i, length(k) + 2); exit }
+		}' "$C"
+}
+has() { grep -q "^RESULT $1 role=$2 " "$C"; }
+
+# check DESCRIPTION ACTUAL OP EXPECTED   (OP: = != -gt -le ...)
+check() {
+	local what=$1 actual=$2 op=$3 expected=$4 ok=1
+	case $op in
+	=) [ "$actual" = "$expected" ] || ok=0 ;;
+	!=) [ "$actual" != "$expected" ] || ok=0 ;;
+	*) [ -n "$actual" ] && [ "$actual" "$op" "$expected" ] 2>/dev/null || ok=0 ;;
+	esac
+	if [ $ok = 1 ]; then pass "$what"; else fail "$what (got '${actual}', want $op '$expected')"; fi
+}
+
+# check_relay DESC PEER BACKEND: the bytes each side sent are the bytes the
+# other received, in count and checksum, and both saw a clean end.
+check_relay() {
+	local desc=$1 p=$2 b=$3
+	check "$desc: peer connected" "$(get "$p" client connect)" = ok
+	check "$desc: peer->backend bytes" "$(get "$b" backend recv)" = "$(get "$p" client sent)"
+	check "$desc: peer->backend checksum" "$(get "$b" backend recv_sum)" = "$(get "$p" client sent_sum)"
+	check "$desc: backend->peer bytes" "$(get "$p" client recv)" = "$(get "$b" backend sent)"
+	check "$desc: backend->peer checksum" "$(get "$p" client recv_sum)" = "$(get "$b" backend sent_sum)"
+	check "$desc: peer saw clean EOF" "$(get "$p" client end)" = eof
+	check "$desc: backend saw clean EOF" "$(get "$b" backend end)" = eof
+}
+
+# dlog NAME: the daemon log lines of one scenario, prefix removed
+dlog() { sed -n "s/^DLOG $1 //p" "$C"; }
+
+# daemon_ok NAME: started, and exited 0 on SIGTERM
+check_daemon() {
+	check "$1: daemon started and logged 'listening on'" "$(get "$1" daemon started)" = 1
+	check "$1: daemon exited 0 on SIGTERM" "$(get "$1" daemon exit)" = 0
+}
+
+mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
+size_bytes() {
+	case $1 in
+	*M) echo $((${1%M} * 1048576)) ;;
+	*K) echo $((${1%K} * 1024)) ;;
+	*) echo "$1" ;;
+	esac
+}
+
+grep -q '^RESULT setup role=guest insmod=fail' "$C" &&
+	fail "guest: loading vsock modules: $(grep '^RESULT setup' "$C" | tr '\n' ' ')"
+
+for s in $(echo "$SCENARIOS" | tr , ' '); do
+	case $s in
+	kernel)
+		check "kernel: listener in the guest sees peer CID 1 (VMADDR_CID_LOCAL)" \
+			"$(get kernel-backend backend peer_cid)" = 1
+		check "kernel: peer port seen by listener is the client's local port" \
+			"$(get kernel-backend backend peer_port)" = "$(get kernel client local_port)"
+		check_relay "kernel: vsock loopback without the daemon" kernel kernel-backend
+		;;
+	refuse)
+		port=$(get refuse client local_port)
+		check "refuse: CID-1 peer's connect completes" "$(get refuse client connect)" = ok
+		check "refuse: CID-1 peer receives no data" "$(get refuse client recv)" = 0
+		end=$(get refuse client end)
+		case $end in eof | reset) pass "refuse: CID-1 peer sees the connection closed ($end)" ;;
+		*) fail "refuse: CID-1 peer sees the connection closed (got end='$end')" ;; esac
+		check "refuse: backend saw no connection" "$(get refuse-backend backend-summary accepted)" = 0
+		if dlog refuse-daemon | grep -qxF "<4>refused peer cid=1 port=$port: not in allow-list"; then
+			pass "refuse: daemon logged '<4>refused peer cid=1 port=$port: not in allow-list'"
+		else
+			fail "refuse: daemon logged '<4>refused peer cid=1 port=$port: not in allow-list'; its log:"
+			dlog refuse-daemon | sed 's/^/    /'
+		fi
+		check_daemon refuse-daemon
+		;;
+	relay)
+		check_relay "relay-a (--allow-cid 1, peer shuts write first)" relay-a relay-a-backend
+		check "relay-a: 4 MiB reply" "$(get relay-a client recv)" = 4194304
+		check "relay-a: peer shut write before any reply byte arrived" \
+			"$(get relay-a client recv_at_shut)" = 0
+		check "relay-a: backend saw the peer's EOF (it replies only after it)" \
+			"$(get relay-a-backend backend recv_at_shut)" = 262144
+		check_relay "relay-b (backend shuts write first)" relay-b relay-b-backend
+		check "relay-b: backend shut write before any peer byte arrived" \
+			"$(get relay-b-backend backend recv_at_shut)" = 0
+		check "relay-b: peer sent its 1 MiB only after the reply's EOF" \
+			"$(get relay-b client recv_at_shut)" = 2097152
+		port=$(get relay-a client local_port)
+		if dlog relay-daemon | grep -q "^<7>closed peer cid=1 port=$port: in=262144 out=4194304"; then
+			pass "relay: daemon logged 'closed peer cid=1 port=$port: in=262144 out=4194304'"
+		else
+			fail "relay: daemon logged 'closed peer cid=1 port=$port: in=262144 out=4194304'; its log:"
+			dlog relay-daemon | sed 's/^/    /'
+		fi
+		check_daemon relay-daemon
+		;;
+	drain)
+		check "drain: transfer in flight when SIGTERM was sent" \
+			"$(get drain daemon inflight_at_sigterm)" = 1
+		check_relay "drain (16 MiB, SIGTERM mid-transfer)" drain drain-backend
+		check "drain: all 16 MiB arrived" "$(get drain client recv)" = 16777216
+		check "drain: daemon exited 0" "$(get drain daemon exit)" = 0
+		secs=$(get drain daemon seconds_to_exit)
+		check "drain: daemon exited within the 30 s drain window (${secs} s)" \
+			"$(awk -v s="$secs" 'BEGIN { print (s != "" && s < 30) ? 1 : 0 }')" = 1
+		check "drain: listener closed after SIGTERM (late peer got no data)" \
+			"$(get drain-late client recv)" = 0
+		;;
+	default)
+		check "default: daemon logged '<6>listening on vsock:6660'" \
+			"$(dlog default-daemon | grep -cxF '<6>listening on vsock:6660')" = 1
+		check_relay "default (no --listen, peer dials CID 1 port 6660)" default default-backend
+		check_daemon default-daemon
+		;;
+	throughput)
+		want=$(size_bytes "$TP_SIZE")
+		for m in direct splice no-splice; do
+			n=tp-$m
+			check_relay "throughput $m: $(mib "$want") MiB" "$n" "$n-backend"
+			check "throughput $m: all bytes arrived" "$(get "$n" client recv)" = "$want"
+		done
+		for m in splice no-splice; do
+			copy=$(dlog "tp-$m-daemon" | sed -n 's/^<7>closed peer .*copy=\([a-z]*\).*/\1/p' | head -n 1)
+			echo "FIGURE throughput --$m: $(mib "$want") MiB in $(get "tp-$m" client seconds) s =" \
+				"$(get "tp-$m" client mibps) MiB/s, carried by copy=${copy:-unknown}"
+		done
+		echo "FIGURE throughput kernel vsock loopback without the daemon:" \
+			"$(get tp-direct client mibps) MiB/s"
+		;;
+	*) fail "unknown scenario $s" ;;
+	esac
+done
+
+if [ $failed -gt 0 ]; then
+	echo "---- guest console ----"
+	cat "$C"
+	echo "----"
+fi
+summary
+[ $failed -eq 0 ]
