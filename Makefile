@@ -1,0 +1,84 @@
+# rdd-guest: make, make check, make install DESTDIR=... PREFIX=...
+# CFLAGS/LDFLAGS are the caller's; what the code needs to build at all is in
+# RDD_CFLAGS and is always added.
+
+VERSION := $(shell cat VERSION)
+
+PREFIX  ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR  ?= $(PREFIX)/share/doc/rdd-guest
+DESTDIR ?=
+
+BUILD      ?= build
+CC         ?= cc
+CFLAGS     ?= -O2 -g
+LDFLAGS    ?=
+PKG_CONFIG ?= pkg-config
+PYTHON     ?= /usr/bin/python3
+
+SYSTEMD_CFLAGS := $(shell $(PKG_CONFIG) --cflags libsystemd 2>/dev/null)
+SYSTEMD_LIBS   := $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null)
+ifeq ($(SYSTEMD_LIBS),)
+$(error libsystemd not found by $(PKG_CONFIG): install libsystemd-dev (Debian) or systemd-devel (openSUSE))
+endif
+
+RDD_CFLAGS = -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE \
+	-DRDD_GUEST_VERSION='"$(VERSION)"' $(SYSTEMD_CFLAGS) -MMD -MP
+
+SOURCES  := $(wildcard src/*.c)
+LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(filter-out src/main.c,$(SOURCES)))
+MAIN_OBJ := $(BUILD)/obj/main.o
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+
+.PHONY: all check check-unit check-integration check-sanitize check-valgrind \
+	check-packaging check-vm check-docker check-stress bench rpm \
+	install uninstall clean
+
+all: $(BUILD)/rdd-guest
+
+$(BUILD)/obj/%.o: src/%.c VERSION | $(BUILD)/obj
+	$(CC) $(RDD_CFLAGS) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/rdd-guest: $(MAIN_OBJ) $(LIB_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB_OBJS) | $(BUILD)/tests
+	$(CC) $(RDD_CFLAGS) -Isrc $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(SYSTEMD_LIBS)
+
+$(BUILD)/obj $(BUILD)/tests:
+	mkdir -p $@
+
+check: check-unit check-integration
+
+check-unit: $(UNIT_TESTS)
+	@tests/unit/run $(UNIT_TESTS)
+
+check-integration: $(BUILD)/rdd-guest
+	RDD_GUEST=$(abspath $(BUILD)/rdd-guest) $(PYTHON) -m pytest -q tests/integration
+
+# The whole suite again, built with AddressSanitizer and UBSan in its own
+# build directory; any report fails the run.
+check-sanitize:
+	$(MAKE) BUILD=build/sanitize CC=clang \
+		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+		LDFLAGS="-fsanitize=address,undefined" check
+
+# The integration tests with the daemon under valgrind's memcheck.
+check-valgrind: $(BUILD)/rdd-guest
+	RDD_GUEST=$(abspath $(BUILD)/rdd-guest) RDD_VALGRIND=1 $(PYTHON) -m pytest -q tests/integration
+
+install: $(BUILD)/rdd-guest
+	install -D -m 0755 $(BUILD)/rdd-guest $(DESTDIR)$(SBINDIR)/rdd-guest
+	install -D -m 0644 doc/rdd-guest.8 $(DESTDIR)$(MANDIR)/man8/rdd-guest.8
+	install -D -m 0644 systemd/rdd-guest.service $(DESTDIR)$(UNITDIR)/rdd-guest.service
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/rdd-guest $(DESTDIR)$(MANDIR)/man8/rdd-guest.8 \
+		$(DESTDIR)$(UNITDIR)/rdd-guest.service
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(wildcard $(BUILD)/obj/*.d)

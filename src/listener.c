@@ -1,0 +1,230 @@
+#include "listener.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/vm_sockets.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* Long enough that a burst from the host (docker compose starting a dozen
+ * services) waits in the kernel rather than being refused. */
+#define LISTEN_BACKLOG 128
+
+const char *peer_describe(const struct peer *peer, char *buf, size_t size)
+{
+	if (peer->family == AF_VSOCK)
+		snprintf(buf, size, "cid=%u port=%u", peer->cid, peer->port);
+	else
+		snprintf(buf, size, "uid=%u pid=%d", (unsigned)peer->uid, (int)peer->pid);
+	return buf;
+}
+
+static void describe_address(struct listener *listener)
+{
+	union {
+		struct sockaddr sa;
+		struct sockaddr_vm vm;
+		struct sockaddr_un un;
+	} addr;
+	socklen_t len = sizeof(addr);
+
+	memset(&addr, 0, sizeof(addr));
+	if (getsockname(listener->fd, &addr.sa, &len) < 0) {
+		snprintf(listener->description, sizeof(listener->description), "fd %d", listener->fd);
+		return;
+	}
+	listener->family = addr.sa.sa_family;
+	if (addr.sa.sa_family == AF_VSOCK)
+		snprintf(listener->description, sizeof(listener->description), "vsock:%u",
+			 addr.vm.svm_port);
+	else if (addr.sa.sa_family == AF_UNIX)
+		snprintf(listener->description, sizeof(listener->description), "unix:%.*s",
+			 (int)sizeof(addr.un.sun_path), addr.un.sun_path[0] ? addr.un.sun_path : "@");
+	else
+		snprintf(listener->description, sizeof(listener->description), "family %d",
+			 addr.sa.sa_family);
+}
+
+/* systemd passed us the socket: use it whatever its family or address. */
+static int listener_inherit(struct listener *listener)
+{
+	int n = sd_listen_fds(1);
+	int fd = SD_LISTEN_FDS_START;
+	int flags;
+
+	if (n < 0) {
+		log_at(LOG_LEVEL_ERR, "socket activation: invalid LISTEN_FDS/LISTEN_PID: %s",
+		       strerror(-n));
+		return n;
+	}
+	if (n == 0)
+		return 0;
+	if (n > 1) {
+		log_at(LOG_LEVEL_ERR, "socket activation: got %d sockets, expected one", n);
+		return -EINVAL;
+	}
+	if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+		log_at(LOG_LEVEL_ERR, "socket activation: fd %d is not a listening stream socket", fd);
+		return -ENOTSOCK;
+	}
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return -errno;
+	listener->fd = fd;
+	describe_address(listener);
+	return 1;
+}
+
+static int listener_bind_vsock(struct listener *listener, uint32_t port)
+{
+	struct sockaddr_vm addr = {
+		.svm_family = AF_VSOCK,
+		.svm_cid = VMADDR_CID_ANY,
+		.svm_port = port,
+	};
+	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0) {
+		int err = errno;
+
+		log_at(LOG_LEVEL_ERR, "cannot create a vsock socket: %s%s", strerror(err),
+		       err == EAFNOSUPPORT ? " (is the vsock transport loaded?)" : "");
+		return -err;
+	}
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+		int err = errno;
+
+		log_at(LOG_LEVEL_ERR, "cannot listen on vsock port %u: %s", port, strerror(err));
+		close(fd);
+		return -err;
+	}
+	listener->fd = fd;
+	listener->family = AF_VSOCK;
+	snprintf(listener->description, sizeof(listener->description), "vsock:%u", port);
+	return 0;
+}
+
+/* A socket file left by a daemon that did not exit cleanly is replaced; one
+ * that a live process listens on, or a file that is not a socket, is not. */
+static int remove_stale_socket(const char *path)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, r;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode)) {
+		log_at(LOG_LEVEL_ERR, "cannot listen on %s: it exists and is not a socket", path);
+		return -EEXIST;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	strcpy(addr.sun_path, path);
+	r = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
+	close(fd);
+	if (r == 0) {
+		log_at(LOG_LEVEL_ERR, "cannot listen on %s: another process is listening there", path);
+		return -EADDRINUSE;
+	}
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+static int listener_bind_unix(struct listener *listener, const char *path)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd, r;
+
+	r = remove_stale_socket(path);
+	if (r < 0) {
+		if (r != -EEXIST && r != -EADDRINUSE)
+			log_at(LOG_LEVEL_ERR, "cannot listen on %s: %s", path, strerror(-r));
+		return r;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	strcpy(addr.sun_path, path);
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+		int err = errno;
+
+		log_at(LOG_LEVEL_ERR, "cannot listen on %s: %s", path, strerror(err));
+		close(fd);
+		return -err;
+	}
+	listener->fd = fd;
+	listener->family = AF_UNIX;
+	listener->remove_path = true;
+	strcpy(listener->path, path);
+	snprintf(listener->description, sizeof(listener->description), "unix:%s", path);
+	return 0;
+}
+
+int listener_open(struct listener *listener, const struct config *cfg)
+{
+	int r;
+
+	memset(listener, 0, sizeof(*listener));
+	listener->fd = -1;
+	r = listener_inherit(listener);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	if (cfg->listen_kind == LISTEN_VSOCK)
+		return listener_bind_vsock(listener, cfg->vsock_port);
+	return listener_bind_unix(listener, cfg->unix_path);
+}
+
+int listener_accept(struct listener *listener, struct peer *peer)
+{
+	union {
+		struct sockaddr sa;
+		struct sockaddr_vm vm;
+		struct sockaddr_un un;
+	} addr;
+	socklen_t len = sizeof(addr);
+	int fd;
+
+	memset(peer, 0, sizeof(*peer));
+	fd = accept4(listener->fd, &addr.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	peer->family = listener->family;
+	if (listener->family == AF_VSOCK) {
+		peer->cid = addr.vm.svm_cid;
+		peer->port = addr.vm.svm_port;
+	} else if (listener->family == AF_UNIX) {
+		struct ucred cred;
+		socklen_t cred_len = sizeof(cred);
+
+		/* Unknown credentials are refused by any uid allow-list. */
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) < 0) {
+			cred.uid = (uid_t)-1;
+			cred.pid = 0;
+		}
+		peer->uid = cred.uid;
+		peer->pid = cred.pid;
+	}
+	return fd;
+}
+
+void listener_close(struct listener *listener)
+{
+	if (listener->fd < 0)
+		return;
+	close(listener->fd);
+	listener->fd = -1;
+	if (listener->remove_path)
+		unlink(listener->path);
+	listener->remove_path = false;
+}

@@ -1,0 +1,117 @@
+#include "notify.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+
+#include "log.h"
+
+/* STATUS= is for `systemctl status`: a few updates a second are plenty,
+ * and a connection storm must not become a notify storm. */
+#define STATUS_INTERVAL_MS 250u
+
+static bool enabled;
+static bool warned;
+static uint64_t watchdog_interval_ms; /* 0: no watchdog */
+static uint64_t watchdog_next_ms;
+static uint64_t status_sent_ms;
+static bool status_dirty;
+
+static void send_notify(const char *message)
+{
+	int r;
+
+	if (!enabled)
+		return;
+	r = sd_notify(0, message);
+	if (r < 0 && !warned) {
+		warned = true;
+		log_at(LOG_LEVEL_WARNING, "cannot notify systemd (NOTIFY_SOCKET=%s): %s",
+		       getenv("NOTIFY_SOCKET"), strerror(-r));
+	}
+}
+
+void notify_init(uint64_t now_ms)
+{
+	uint64_t usec = 0;
+
+	enabled = getenv("NOTIFY_SOCKET") != NULL;
+	/* Ping at half the period systemd allows, as sd_watchdog_enabled(3)
+	 * recommends, so one slow round does not get us killed. */
+	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+		watchdog_interval_ms = usec / 2000u;
+		if (watchdog_interval_ms == 0)
+			watchdog_interval_ms = 1;
+		watchdog_next_ms = now_ms;
+	}
+	status_dirty = true;
+}
+
+void notify_ready(const char *listening_on)
+{
+	char message[256];
+
+	snprintf(message, sizeof(message), "READY=1\nSTATUS=listening on %s", listening_on);
+	send_notify(message);
+}
+
+void notify_stopping(void)
+{
+	send_notify("STOPPING=1");
+}
+
+void notify_status_changed(void)
+{
+	status_dirty = true;
+}
+
+void notify_extend_timeout(uint64_t usec)
+{
+	char message[64];
+
+	snprintf(message, sizeof(message), "EXTEND_TIMEOUT_USEC=%" PRIu64, usec);
+	send_notify(message);
+}
+
+static int until(uint64_t due_ms, uint64_t now_ms)
+{
+	return due_ms <= now_ms ? 0 : (int)(due_ms - now_ms);
+}
+
+int notify_tick(const struct counters *c, uint64_t now_ms)
+{
+	int next = -1;
+
+	if (!enabled)
+		return -1;
+	if (watchdog_interval_ms > 0) {
+		if (now_ms >= watchdog_next_ms) {
+			send_notify("WATCHDOG=1");
+			watchdog_next_ms = now_ms + watchdog_interval_ms;
+		}
+		next = until(watchdog_next_ms, now_ms);
+	}
+	if (status_dirty) {
+		if (now_ms - status_sent_ms >= STATUS_INTERVAL_MS || status_sent_ms == 0) {
+			char message[160];
+
+			snprintf(message, sizeof(message),
+				 "STATUS=active %" PRIu64 ", served %" PRIu64 ", refused %" PRIu64
+				 ", failed %" PRIu64,
+				 c->active, c->served, c->refused, c->failed);
+			send_notify(message);
+			status_sent_ms = now_ms;
+			status_dirty = false;
+		} else {
+			int wait = until(status_sent_ms + STATUS_INTERVAL_MS, now_ms);
+
+			if (next < 0 || wait < next)
+				next = wait;
+		}
+	}
+	return next;
+}

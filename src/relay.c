@@ -1,0 +1,430 @@
+#include "relay.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "backend.h"
+
+/* Every read goes into this one buffer (the loop has one thread), and only
+ * what the destination does not take at once is copied out into the
+ * direction's own `pending`. An idle or flowing connection so holds no
+ * buffer of its own; only a throttled one does. 128 KiB is about what a
+ * unix socket queues, so one read usually empties the source. */
+#define SCRATCH_SIZE (128u * 1024u)
+static char scratch[SCRATCH_SIZE];
+
+/* Reads per direction per round: enough to move a few MiB between two
+ * select() calls, few enough that one fast connection does not starve the
+ * others or the listener. */
+#define READS_PER_ROUND 8
+
+static bool errno_is_retry(int err)
+{
+	return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
+
+static int pipe_above_fd_setsize(int fds[2])
+{
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -errno;
+	/* Pipes never go into select(), sockets must: keep the low numbers for
+	 * sockets. EINVAL means RLIMIT_NOFILE is at most FD_SETSIZE, so every
+	 * descriptor, socket or pipe, is below it anyway. */
+	for (int i = 0; i < 2; i++) {
+		int high = fcntl(fds[i], F_DUPFD_CLOEXEC, FD_SETSIZE);
+
+		if (high >= 0) {
+			close(fds[i]);
+			fds[i] = high;
+		} else if (errno != EINVAL) {
+			int err = errno;
+
+			close(fds[0]);
+			close(fds[1]);
+			return -err;
+		}
+	}
+	return 0;
+}
+
+static void direction_init(struct direction *dir, int src, int dst, bool use_splice)
+{
+	int fds[2];
+
+	memset(dir, 0, sizeof(*dir));
+	dir->src = src;
+	dir->dst = dst;
+	dir->state = DIRECTION_OPEN;
+	dir->mode = COPY_RW;
+	dir->pipe_rd = dir->pipe_wr = -1;
+	if (use_splice && pipe_above_fd_setsize(fds) == 0) {
+		dir->mode = COPY_SPLICE;
+		dir->pipe_rd = fds[0];
+		dir->pipe_wr = fds[1];
+	}
+}
+
+static void direction_release(struct direction *dir)
+{
+	free(dir->pending);
+	dir->pending = NULL;
+	dir->pending_len = 0;
+	if (dir->pipe_rd >= 0)
+		close(dir->pipe_rd);
+	if (dir->pipe_wr >= 0)
+		close(dir->pipe_wr);
+	dir->pipe_rd = dir->pipe_wr = -1;
+}
+
+struct connection *connection_new(int peer_fd, int backend_fd, const struct peer *peer,
+				  bool connecting, bool use_splice, uint64_t now_ms)
+{
+	struct connection *conn = calloc(1, sizeof(*conn));
+
+	if (!conn) {
+		close(peer_fd);
+		close(backend_fd);
+		return NULL;
+	}
+	conn->peer_fd = peer_fd;
+	conn->backend_fd = backend_fd;
+	conn->connecting = connecting;
+	conn->peer = *peer;
+	conn->started_ms = now_ms;
+	direction_init(&conn->upstream, peer_fd, backend_fd, use_splice);
+	direction_init(&conn->downstream, backend_fd, peer_fd, use_splice);
+	return conn;
+}
+
+static bool direction_holds_bytes(const struct direction *dir)
+{
+	return dir->pending_len > 0 || dir->in_pipe > 0;
+}
+
+static void direction_want(const struct direction *dir, struct loop *loop)
+{
+	if (dir->state == DIRECTION_DONE)
+		return;
+	/* Read only when nothing is held: the bound on memory, and for splice
+	 * the guard against a pipe whose slots are full before its bytes are. */
+	if (dir->state == DIRECTION_OPEN && !direction_holds_bytes(dir))
+		loop_want(loop, dir->src, LOOP_READ);
+	if (direction_holds_bytes(dir))
+		loop_want(loop, dir->dst, LOOP_WRITE);
+}
+
+void connection_want(const struct connection *conn, struct loop *loop)
+{
+	if (conn->connecting) {
+		loop_want(loop, conn->backend_fd, LOOP_WRITE);
+		return;
+	}
+	direction_want(&conn->upstream, loop);
+	direction_want(&conn->downstream, loop);
+}
+
+/* A failure on one descriptor: which one, and why. */
+struct pump_error {
+	int fd;
+	int err;
+};
+
+static int fail(struct pump_error *error, int fd, int err)
+{
+	error->fd = fd;
+	error->err = err;
+	return -1;
+}
+
+/* Sends what `pending` holds. 0: sent or would block; -1: failed. */
+static int flush_pending(struct direction *dir, struct pump_error *error)
+{
+	while (dir->pending_len > 0) {
+		ssize_t n = send(dir->dst, dir->pending + dir->pending_off, dir->pending_len,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno_is_retry(errno))
+				return 0;
+			return fail(error, dir->dst, errno);
+		}
+		dir->pending_off += (size_t)n;
+		dir->pending_len -= (size_t)n;
+		dir->bytes += (uint64_t)n;
+	}
+	free(dir->pending);
+	dir->pending = NULL;
+	dir->pending_off = 0;
+	return 0;
+}
+
+static int keep_pending(struct direction *dir, const char *data, size_t len,
+			struct pump_error *error)
+{
+	dir->pending = malloc(len);
+	if (!dir->pending)
+		return fail(error, dir->dst, ENOMEM);
+	memcpy(dir->pending, data, len);
+	dir->pending_off = 0;
+	dir->pending_len = len;
+	return 0;
+}
+
+static int pump_rw(struct direction *dir, bool readable, bool writable, struct pump_error *error)
+{
+	if (dir->pending_len > 0 && writable) {
+		if (flush_pending(dir, error) < 0)
+			return -1;
+		/* Drained: the source may well have more; reading now saves a
+		 * round through select(). */
+		readable = dir->pending_len == 0;
+	}
+	if (dir->state != DIRECTION_OPEN || dir->pending_len > 0 || !readable)
+		return 0;
+	for (int i = 0; i < READS_PER_ROUND; i++) {
+		ssize_t got = read(dir->src, scratch, SCRATCH_SIZE);
+		ssize_t sent;
+
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno_is_retry(errno))
+				return 0;
+			return fail(error, dir->src, errno);
+		}
+		if (got == 0) {
+			dir->state = DIRECTION_FLUSHING;
+			return 0;
+		}
+		do
+			sent = send(dir->dst, scratch, (size_t)got, MSG_NOSIGNAL | MSG_DONTWAIT);
+		while (sent < 0 && errno == EINTR);
+		if (sent < 0) {
+			if (!errno_is_retry(errno))
+				return fail(error, dir->dst, errno);
+			sent = 0;
+		}
+		dir->bytes += (uint64_t)sent;
+		if (sent < got)
+			return keep_pending(dir, scratch + sent, (size_t)(got - sent), error);
+		if ((size_t)got < SCRATCH_SIZE)
+			return 0; /* a short read: the source is empty for now */
+	}
+	return 0;
+}
+
+/* The source or destination cannot splice (AF_VSOCK has no splice_read on
+ * some kernels): carry on with read/write, keeping what the pipe holds. */
+static int fall_back_to_rw(struct direction *dir, struct pump_error *error)
+{
+	if (dir->in_pipe > 0) {
+		size_t have = 0;
+
+		dir->pending = malloc(dir->in_pipe);
+		if (!dir->pending)
+			return fail(error, dir->dst, ENOMEM);
+		while (have < dir->in_pipe) {
+			ssize_t n = read(dir->pipe_rd, dir->pending + have, dir->in_pipe - have);
+
+			if (n <= 0 && !(n < 0 && errno == EINTR))
+				return fail(error, dir->dst, n < 0 ? errno : EIO);
+			if (n > 0)
+				have += (size_t)n;
+		}
+		dir->pending_off = 0;
+		dir->pending_len = have;
+		dir->in_pipe = 0;
+	}
+	close(dir->pipe_rd);
+	close(dir->pipe_wr);
+	dir->pipe_rd = dir->pipe_wr = -1;
+	dir->mode = COPY_RW;
+	return 0;
+}
+
+/* Moves what the pipe holds to dst. 0: all or would block; 1: dst cannot
+ * splice (fell back to read/write); -1: failed. */
+static int splice_out(struct direction *dir, struct pump_error *error)
+{
+	while (dir->in_pipe > 0) {
+		ssize_t n = splice(dir->pipe_rd, NULL, dir->dst, NULL, dir->in_pipe,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno_is_retry(errno))
+				return 0;
+			if (errno == EINVAL)
+				return fall_back_to_rw(dir, error) < 0 ? -1 : 1;
+			return fail(error, dir->dst, errno);
+		}
+		dir->in_pipe -= (size_t)n;
+		dir->bytes += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* A pipe holds 16 pages by default; ask for no more than that. */
+#define SPLICE_CHUNK (64u * 1024u)
+
+static int pump_splice(struct direction *dir, bool readable, bool writable,
+		       struct pump_error *error)
+{
+	int r;
+
+	if (dir->in_pipe > 0 && writable) {
+		r = splice_out(dir, error);
+		if (r != 0)
+			return r;
+		readable = dir->in_pipe == 0;
+	}
+	if (dir->state != DIRECTION_OPEN || dir->in_pipe > 0 || !readable)
+		return 0;
+	for (int i = 0; i < READS_PER_ROUND; i++) {
+		ssize_t got = splice(dir->src, NULL, dir->pipe_wr, NULL, SPLICE_CHUNK,
+				     SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno_is_retry(errno))
+				return 0;
+			if (errno == EINVAL)
+				return fall_back_to_rw(dir, error) < 0 ? -1 : 1;
+			return fail(error, dir->src, errno);
+		}
+		if (got == 0) {
+			dir->state = DIRECTION_FLUSHING;
+			return 0;
+		}
+		dir->in_pipe += (size_t)got;
+		r = splice_out(dir, error);
+		if (r != 0 || dir->in_pipe > 0)
+			return r;
+	}
+	return 0;
+}
+
+static int direction_pump(struct direction *dir, const struct loop *loop, struct pump_error *error)
+{
+	bool readable = loop_ready(loop, dir->src, LOOP_READ);
+	bool writable = loop_ready(loop, dir->dst, LOOP_WRITE);
+
+	if (dir->state == DIRECTION_DONE)
+		return 0;
+	if (dir->mode == COPY_SPLICE) {
+		int r = pump_splice(dir, readable, writable, error);
+
+		if (r < 0)
+			return r;
+		/* r == 1: fell back to read/write; finish this round with it. */
+	}
+	if (dir->mode == COPY_RW && pump_rw(dir, readable, writable, error) < 0)
+		return -1;
+	/* The half-close happens here and only here: after EOF, and after
+	 * every byte read before it was written. */
+	if (dir->state == DIRECTION_FLUSHING && !direction_holds_bytes(dir)) {
+		if (shutdown(dir->dst, SHUT_WR) < 0 && errno != ENOTCONN)
+			return fail(error, dir->dst, errno);
+		dir->state = DIRECTION_DONE;
+	}
+	return 0;
+}
+
+static enum relay_status connection_failed(struct connection *conn, const struct pump_error *error)
+{
+	conn->end_side = error->fd == conn->peer_fd ? "peer" : "backend";
+	conn->end_errno = error->err;
+	return RELAY_FINISHED;
+}
+
+enum relay_status connection_service(struct connection *conn, const struct loop *loop)
+{
+	struct pump_error error = { -1, 0 };
+
+	if (conn->connecting) {
+		int r;
+
+		if (!loop_ready(loop, conn->backend_fd, LOOP_WRITE))
+			return RELAY_RUNNING;
+		r = backend_connect_result(conn->backend_fd);
+		if (r < 0) {
+			error.fd = conn->backend_fd;
+			error.err = -r;
+			return connection_failed(conn, &error);
+		}
+		conn->connecting = false;
+		return RELAY_RUNNING;
+	}
+	if (direction_pump(&conn->upstream, loop, &error) < 0 ||
+	    direction_pump(&conn->downstream, loop, &error) < 0)
+		return connection_failed(conn, &error);
+	if (conn->upstream.state == DIRECTION_DONE && conn->downstream.state == DIRECTION_DONE)
+		return RELAY_FINISHED;
+	return RELAY_RUNNING;
+}
+
+/* Reads and drops what a socket still holds, a bounded amount: on AF_UNIX,
+ * closing a socket with unread data makes the other side's next read fail
+ * with ECONNRESET instead of returning EOF. */
+static void discard_input(int fd)
+{
+	for (int i = 0; i < 64; i++) {
+		ssize_t n = recv(fd, scratch, SCRATCH_SIZE, MSG_DONTWAIT);
+
+		if (n <= 0)
+			return;
+	}
+}
+
+void connection_end(struct connection *conn)
+{
+	struct pump_error ignored;
+	struct direction *dirs[2] = { &conn->upstream, &conn->downstream };
+
+	for (int i = 0; i < 2; i++) {
+		if (dirs[i]->state == DIRECTION_DONE || conn->connecting)
+			continue;
+		if (dirs[i]->mode == COPY_SPLICE)
+			(void)splice_out(dirs[i], &ignored);
+		if (dirs[i]->mode == COPY_RW)
+			(void)flush_pending(dirs[i], &ignored);
+		shutdown(dirs[i]->dst, SHUT_WR);
+	}
+	discard_input(conn->peer_fd);
+	discard_input(conn->backend_fd);
+	connection_free(conn);
+}
+
+void connection_free(struct connection *conn)
+{
+	direction_release(&conn->upstream);
+	direction_release(&conn->downstream);
+	close(conn->peer_fd);
+	close(conn->backend_fd);
+	free(conn);
+}
+
+const char *connection_end_reason(const struct connection *conn, char *buf, size_t size)
+{
+	if (!conn->end_side)
+		snprintf(buf, size, "finished");
+	else
+		snprintf(buf, size, "%s: %s", conn->end_side, strerror(conn->end_errno));
+	return buf;
+}
+
+const char *connection_copy_mode(const struct connection *conn)
+{
+	if (conn->upstream.mode != conn->downstream.mode)
+		return "mixed";
+	return conn->upstream.mode == COPY_SPLICE ? "splice" : "rw";
+}
