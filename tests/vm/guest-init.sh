@@ -106,7 +106,8 @@ scenario_kernel() {
 scenario_refuse() {
 	backend refuse-backend --listen unix:/run/refuse.sock --send 4K --timeout 60
 	start_daemon refuse-daemon --listen vsock:6661 --backend /run/refuse.sock --log-level debug
-	"$VMTOOL" client --name refuse --connect vsock:1:6661 --send 4K --seed 13 --timeout 20
+	# The peer sends nothing: it waits for the daemon's verdict (EOF or reset).
+	"$VMTOOL" client --name refuse --connect vsock:1:6661 --order after-eof --send 0 --timeout 20
 	# The backend never sees a connection; give a wrongly relayed one time to arrive.
 	sleep 1
 	kill -TERM "$BPID"
