@@ -1,0 +1,69 @@
+#!/bin/bash
+# Build rdd-guest's source RPM and binary RPM with rpmbuild, in a private
+# top directory (default build/rpm), from the files of this work tree.
+#
+#   tests/packaging/build-rpm.sh [--topdir DIR] [--release N]
+#
+# --release N builds the same version with Release: N (the packaging tests
+# use it to make a "newer release" for rpm -U). Prints the paths of the SRPM
+# and the binary RPM on its last two lines.
+#
+# rpmbuild runs with --nodeps: on Debian the build dependencies are Debian
+# packages (tests/packaging/packages.txt), which the rpm database knows
+# nothing about. On openSUSE (OBS) BuildRequires are honoured as usual.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+tree=$(cd "$here/../.." && pwd)
+topdir=$tree/build/rpm
+release=
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--topdir) topdir=$2; shift 2 ;;
+	--release) release=$2; shift 2 ;;
+	*) echo "usage: $0 [--topdir DIR] [--release N]" >&2; exit 2 ;;
+	esac
+done
+case $topdir in /*) ;; *) topdir=$PWD/$topdir ;; esac
+
+cd "$tree"
+version=$(cat VERSION)
+name=rdd-guest
+mkdir -p "$topdir"/{SOURCES,SPECS,BUILD,RPMS,SRPMS}
+
+# The tarball holds what git would commit from this tree: tracked files plus
+# new files that are not ignored (so an uncommitted change is packaged too,
+# and build/ never is).
+filelist=$(mktemp)
+trap 'rm -f "$filelist"' EXIT
+git -C "$tree" ls-files -z --cached --others --exclude-standard |
+	while IFS= read -r -d '' f; do
+		[ -e "$f" ] && printf '%s\0' "$f"
+	done | LC_ALL=C sort -z >"$filelist"
+tar --null -T "$filelist" --transform "s|^|$name-$version/|" \
+	--owner=0 --group=0 --numeric-owner --mode=u+w,go-w \
+	-czf "$topdir/SOURCES/$name-$version.tar.gz"
+
+spec=$topdir/SPECS/$name.spec
+cp rdd-guest.spec "$spec"
+if [ -n "$release" ]; then
+	sed -i "s/^Release:\([[:space:]]*\).*/Release:\1$release/" "$spec"
+fi
+
+# Packager: the builder names itself, as OBS does; the spec carries none.
+# __brp_compress: Debian runs brp-compress with dash, which lacks read -d,
+# so man pages would stay uncompressed; bash runs it as intended.
+timeout 900 rpmbuild -ba --nodeps \
+	--define "_topdir $topdir" \
+	--define "packager rdd-guest maintainers (tests/packaging/build-rpm.sh)" \
+	--define "__brp_compress /bin/bash %{_rpmconfigdir}/brp-compress %{?_prefix}" \
+	"$spec"
+
+nvr=$(rpmspec -q --srpm --qf '%{name}-%{version}-%{release}' --define "_topdir $topdir" "$spec")
+srpm=$topdir/SRPMS/$nvr.src.rpm
+rpm=$(ls "$topdir"/RPMS/*/"$nvr".*.rpm | grep -v -- '-debug' | head -n1)
+test -f "$srpm"
+test -f "$rpm"
+echo "$srpm"
+echo "$rpm"
