@@ -250,7 +250,7 @@ for s in $(echo "$SCENARIOS" | tr , ' '); do
 		;;
 	default)
 		check "default: daemon logged '<6>listening on vsock:6660'" \
-			"$(dlog default-daemon | grep -cxF '<6>listening on vsock:6660')" = 1
+			"$(dlog default-daemon | grep -cE '^<6>listening on vsock:6660(,|$)')" = 1
 		check_relay "default (no --listen, peer dials CID 1 port 6660)" default default-backend
 		check_daemon default-daemon
 		;;
