@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash
 # /init of the VM test guest (built into the initramfs by tests/vm/run.sh).
 #
 # Loads the vsock loopback transport, runs the scenarios named on the kernel
@@ -19,9 +20,9 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 
 echo "GUEST-START kernel=$(uname -r) cpus=$(nproc)"
 
-for m in $(cat /etc/vsock-modules); do
+while read -r m; do
 	insmod "/lib/modules/$m" || echo "RESULT setup role=guest insmod=fail module=$m"
-done
+done </etc/vsock-modules
 
 scenarios=$(sed -n 's/.*rdd_scenarios=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
 DAEMON=/bin/rdd-guest

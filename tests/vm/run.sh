@@ -16,6 +16,8 @@
 #   RDD_VM_TIMEOUT     seconds for the whole guest run (default 600)
 #   RDD_VM_KERNEL      kernel image (default: newest /boot/vmlinuz-*)
 #   RDD_VM_THROUGHPUT_SIZE  bytes for scenario 5 (default 256M)
+#   RDD_VM_ACCEL       qemu accelerator (default: tcg; kvm first if /dev/kvm is usable)
+#   RDD_VM_BUSYBOX     static busybox to use (default /bin/busybox)
 #   RDD_VM_KEEP        keep the work directory (console log, initramfs)
 set -u
 
@@ -40,29 +42,32 @@ die() {
 	exit 1
 }
 
-for tool in qemu-system-x86_64 cpio gcc timeout; do
+for tool in qemu-system-x86_64 cpio "${CC:-gcc}" timeout ldd; do
 	command -v "$tool" >/dev/null || die "setup: $tool not found (see tests/vm/packages.txt)"
 done
 [ -x "$DAEMON" ] || die "setup: daemon binary $DAEMON not found or not executable (run make)"
 
-KERNEL=${RDD_VM_KERNEL:-$(ls -1v /boot/vmlinuz-* 2>/dev/null | tail -n 1)}
+KERNEL=${RDD_VM_KERNEL:-$(printf '%s\n' /boot/vmlinuz-* | sort -V | tail -n 1)}
 [ -r "$KERNEL" ] || die "setup: no readable kernel image in /boot (install linux-image-amd64)"
 KVER=${KERNEL##*/vmlinuz-}
 MODDIR=/lib/modules/$KVER
 [ -r "$MODDIR/modules.dep" ] || die "setup: $MODDIR/modules.dep missing"
-BUSYBOX=$(command -v busybox)
-file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/busybox
-[ -x "$BUSYBOX" ] || die "setup: busybox-static not installed"
+BUSYBOX=${RDD_VM_BUSYBOX:-/bin/busybox}
+[ -x "$BUSYBOX" ] || die "setup: $BUSYBOX missing (install busybox-static)"
+# the guest has no libraries for busybox: it must be the static build
+ldd "$BUSYBOX" >/dev/null 2>&1 && die "setup: $BUSYBOX is dynamically linked (install busybox-static)"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rdd-vm.XXXXXX")
-cleanup() { [ -n "${RDD_VM_KEEP:-}" ] && echo "work dir kept: $WORK" || rm -rf "$WORK"; }
+cleanup() {
+	if [ -n "${RDD_VM_KEEP:-}" ]; then echo "work dir kept: $WORK"; else rm -rf "$WORK"; fi
+}
 trap cleanup EXIT
 
 # --- vmtool -------------------------------------------------------------
 mkdir -p "$ROOT/build/vm"
 VMTOOL=$ROOT/build/vm/vmtool
 if [ ! -x "$VMTOOL" ] || [ "$HERE/vmtool.c" -nt "$VMTOOL" ]; then
-	gcc -std=c11 -O2 -Wall -Wextra -Werror -static -o "$VMTOOL" "$HERE/vmtool.c" ||
+	"${CC:-gcc}" -std=c11 -O2 -Wall -Wextra -Werror -static -o "$VMTOOL" "$HERE/vmtool.c" ||
 		die "setup: building vmtool"
 fi
 
@@ -104,11 +109,19 @@ done
 
 # --- boot ---------------------------------------------------------------
 CONSOLE=$WORK/console.log
-ACCEL=tcg
-echo "booting $KERNEL (accel=$ACCEL) with scenarios: $SCENARIOS"
+# TCG works everywhere and is what CI machines have. With a usable /dev/kvm,
+# qemu tries KVM and falls back to TCG by itself if KVM cannot start.
+if [ -n "${RDD_VM_ACCEL:-}" ]; then
+	accel_args=(-accel "$RDD_VM_ACCEL")
+elif [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+	accel_args=(-accel kvm -accel tcg)
+else
+	accel_args=(-accel tcg)
+fi
+echo "booting $KERNEL (${accel_args[*]}) with scenarios: $SCENARIOS"
 t0=$(date +%s)
 timeout -k 5 "$VM_TIMEOUT" qemu-system-x86_64 \
-	-accel "$ACCEL" -m 1024 -smp 2 -nodefaults -no-user-config -display none \
+	"${accel_args[@]}" -m 1024 -smp 2 -nodefaults -no-user-config -display none \
 	-serial "file:$CONSOLE" -no-reboot \
 	-kernel "$KERNEL" -initrd "$WORK/initramfs.cpio" \
 	-append "console=ttyS0 panic=-1 quiet loglevel=4 rdd_scenarios=$SCENARIOS THROUGHPUT_SIZE=$TP_SIZE" \
@@ -118,12 +131,13 @@ t1=$(date +%s)
 echo "guest ran $((t1 - t0)) s, qemu exit $qrc"
 
 if ! grep -q '^GUEST-DONE' "$CONSOLE" 2>/dev/null; then
-	echo "---- console log ($CONSOLE) ----"
+	echo "---- guest console log ----"
 	cat "$CONSOLE" 2>/dev/null
 	echo "---- qemu output ----"
 	cat "$WORK/qemu.out"
 	echo "----"
-	[ "$qrc" = 124 ] && die "guest did not finish within $VM_TIMEOUT s" || die "guest did not finish (qemu exit $qrc)"
+	if [ "$qrc" = 124 ]; then die "guest did not finish within $VM_TIMEOUT s"; fi
+	die "guest did not finish (qemu exit $qrc)"
 fi
 tr -d '\r' <"$CONSOLE" >"$WORK/console.txt"
 
@@ -145,7 +159,7 @@ check() {
 	case $op in
 	=) [ "$actual" = "$expected" ] || ok=0 ;;
 	!=) [ "$actual" != "$expected" ] || ok=0 ;;
-	*) [ -n "$actual" ] && [ "$actual" "$op" "$expected" ] 2>/dev/null || ok=0 ;;
+	*) [ -n "$actual" ] && test "$actual" "$op" "$expected" 2>/dev/null || ok=0 ;;
 	esac
 	if [ $ok = 1 ]; then pass "$what"; else fail "$what (got '${actual}', want $op '$expected')"; fi
 }
