@@ -165,6 +165,37 @@ scenario_drain() {
 	sed "s/^/DLOG drain-daemon /" /tmp/drain-daemon.log
 }
 
+# 3b. SIGTERM with a transfer longer than the drain window: the daemon
+#     ends it with EOF when the window closes and still exits 0.
+scenario_cut() {
+	backend cut-backend --listen unix:/run/cut.sock --order after-eof --send 64M --seed 35 \
+		--chunk 64K --pace-ms 20 --timeout 120
+	start_daemon cut-daemon --listen vsock:6664 --backend /run/cut.sock --allow-cid 1 \
+		--drain-timeout 2 --log-level debug
+	rm -f /tmp/cut.started
+	"$VMTOOL" client --name cut --connect vsock:1:6664 --send 1K --seed 36 \
+		--started-file /tmp/cut.started --timeout 120 &
+	cpid=$!
+	wait_until 30 test -e /tmp/cut.started || echo "RESULT cut role=client started=0"
+	t0=$(uptime_s)
+	kill -TERM "$DPID"
+	if wait_until 30 not_running "$DPID"; then
+		wait "$DPID"
+		rc=$?
+	else
+		kill -KILL "$DPID"
+		wait "$DPID"
+		rc=killed
+	fi
+	t1=$(uptime_s)
+	echo "RESULT cut role=daemon exit=$rc drain_timeout=2" \
+		"seconds_to_exit=$(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')"
+	reap cut-client client-process "$cpid" 30
+	kill -TERM "$BPID" 2>/dev/null
+	reap cut-backend backend-process "$BPID" 30
+	sed "s/^/DLOG cut-daemon /" /tmp/cut-daemon.log
+}
+
 # 4. No --listen: the daemon binds VMADDR_CID_ANY port 6660.
 scenario_default() {
 	backend default-backend --listen unix:/run/default.sock --order after-eof --send 1M --seed 41 --timeout 60

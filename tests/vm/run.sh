@@ -12,7 +12,7 @@
 # check, and ends with "N passed, N failed".
 #
 # Environment:
-#   RDD_VM_SCENARIOS   comma list, default kernel,refuse,relay,drain,default,throughput
+#   RDD_VM_SCENARIOS   comma list, default kernel,refuse,relay,drain,cut,default,throughput
 #   RDD_VM_TIMEOUT     seconds for the whole guest run (default 600)
 #   RDD_VM_KERNEL      kernel image (default: newest /boot/vmlinuz-*)
 #   RDD_VM_THROUGHPUT_SIZE  bytes for scenario 5 (default 256M)
@@ -25,7 +25,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/tests/vm
 DAEMON=${1:-build/rdd-guest}
 case $DAEMON in /*) ;; *) DAEMON=$ROOT/$DAEMON ;; esac
-SCENARIOS=${RDD_VM_SCENARIOS:-kernel,refuse,relay,drain,default,throughput}
+SCENARIOS=${RDD_VM_SCENARIOS:-kernel,refuse,relay,drain,cut,default,throughput}
 VM_TIMEOUT=${RDD_VM_TIMEOUT:-600}
 TP_SIZE=${RDD_VM_THROUGHPUT_SIZE:-256M}
 
@@ -64,12 +64,9 @@ cleanup() {
 trap cleanup EXIT
 
 # --- vmtool -------------------------------------------------------------
-mkdir -p "$ROOT/build/vm"
-VMTOOL=$ROOT/build/vm/vmtool
-if [ ! -x "$VMTOOL" ] || [ "$HERE/vmtool.c" -nt "$VMTOOL" ]; then
-	"${CC:-gcc}" -std=c11 -O2 -Wall -Wextra -Werror -static -o "$VMTOOL" "$HERE/vmtool.c" ||
-		die "setup: building vmtool"
-fi
+VMTOOL=$WORK/vmtool
+"${CC:-gcc}" -std=c11 -O2 -Wall -Wextra -Werror -static -o "$VMTOOL" "$HERE/vmtool.c" ||
+	die "setup: building vmtool"
 
 # --- initramfs ----------------------------------------------------------
 R=$WORK/root
@@ -261,6 +258,16 @@ for s in $(echo "$SCENARIOS" | tr , ' '); do
 		else
 			fail "drain: listener closed after SIGTERM (late peer: connect='$late' recv='$(get drain-late client recv)')"
 		fi
+		;;
+	cut)
+		check "cut: daemon exited 0 when the 2 s drain window closed" "$(get cut daemon exit)" = 0
+		secs=$(get cut daemon seconds_to_exit)
+		check "cut: daemon exited after the drain window, not before and not much later (${secs} s)" \
+			"$(awk -v s="$secs" 'BEGIN { print (s != "" && s >= 1.5 && s < 8) ? 1 : 0 }')" = 1
+		check "cut: peer saw EOF, not a reset" "$(get cut client end)" = eof
+		recv=$(get cut client recv)
+		check "cut: peer got part of the 64 MiB reply, not all of it (${recv} bytes)" \
+			"$(awk -v r="$recv" 'BEGIN { print (r != "" && r > 0 && r < 67108864) ? 1 : 0 }')" = 1
 		;;
 	default)
 		check "default: daemon logged '<6>listening on vsock:6660'" \
