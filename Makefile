@@ -50,7 +50,8 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB_OBJS) | $(BUILD)/tests
 $(BUILD)/obj $(BUILD)/tests:
 	mkdir -p $@
 
-check: check-unit check-integration
+# Every suite; each prints "N passed, N failed" as its last line.
+check: check-unit check-integration check-vm
 
 check-unit: $(UNIT_TESTS)
 	@tests/unit/run $(UNIT_TESTS)
@@ -61,13 +62,32 @@ check-integration: $(BUILD)/rdd-guest
 # The whole suite again, built with AddressSanitizer and UBSan in its own
 # build directory; any report fails the run.
 check-sanitize:
-	$(MAKE) BUILD=build/sanitize CC=clang \
+	RDD_SANITIZED=1 $(MAKE) BUILD=build/sanitize CC=clang \
 		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
-		LDFLAGS="-fsanitize=address,undefined" check
+		LDFLAGS="-fsanitize=address,undefined" check-unit check-integration
 
 # The integration tests with the daemon under valgrind's memcheck.
 check-valgrind: $(BUILD)/rdd-guest
 	RDD_GUEST=$(abspath $(BUILD)/rdd-guest) RDD_VALGRIND=1 $(PYTHON) -m pytest -q tests/integration
+
+# The daemon on a real kernel's AF_VSOCK: Debian's kernel under qemu.
+check-vm: $(BUILD)/rdd-guest
+	tests/vm/run.sh $(abspath $(BUILD)/rdd-guest)
+
+# The real docker CLI through the bridge against a private dockerd.
+check-docker: $(BUILD)/rdd-guest
+	tests/docker/run.sh $(abspath $(BUILD)/rdd-guest)
+
+# The RPM, the unit and the KIWI snippet, in a Debian chroot.
+check-packaging:
+	tests/packaging/run.sh
+
+rpm:
+	tests/packaging/build-rpm.sh
+
+# Not part of check: figures, not pass/fail.
+bench: $(BUILD)/rdd-guest
+	bench/run.sh $(abspath $(BUILD)/rdd-guest)
 
 install: $(BUILD)/rdd-guest
 	install -D -m 0755 $(BUILD)/rdd-guest $(DESTDIR)$(SBINDIR)/rdd-guest

@@ -19,6 +19,9 @@ import pytest
 
 BINARY = os.environ.get("RDD_GUEST", os.path.join(os.path.dirname(__file__), "../../build/rdd-guest"))
 VALGRIND = os.environ.get("RDD_VALGRIND") == "1"
+# Under valgrind or a sanitizer, memory figures are the instrumentation's.
+INSTRUMENTED = VALGRIND or os.environ.get("RDD_SANITIZED") == "1"
+SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 # Valgrind runs the daemon some tens of times slower: waits stretch with it.
 SLOW = 10 if VALGRIND else 1
 VALGRIND_ERROR = 99
@@ -191,6 +194,8 @@ def run(workdir):
         d.kill()
         if VALGRIND and rc == VALGRIND_ERROR:
             pytest.fail(f"valgrind reported errors:\n{d.log()[-5000:]}")
+        if any(report in d.log() for report in SANITIZER_REPORTS):
+            pytest.fail(f"sanitizer report:\n{d.log()[-5000:]}")
 
 
 @pytest.fixture
