@@ -273,6 +273,10 @@ def best_peer_line(res, p, contenders):
             f"p50 {best('p50', min)}, conn/s (1 client) {best('c1', max)} of direct.")
 
 
+NO_DATA = ('set label 99 "not measured in this run" at graph 0.5,0.5 center\n'
+           "plot 0 with lines lc rgb 'white' notitle\nunset label 99")
+
+
 def write_plot(out, res, passes, contenders):
     metrics = [("upload", "up", False), ("download", "down", False),
                ("p50 latency", "p50", True), ("p99 latency", "p99", True),
@@ -342,7 +346,10 @@ def write_plot(out, res, passes, contenders):
                          f'(sprintf("%.2f", column({j + 2}))) with labels '
                          'offset 0,0.6 font ",8" notitle')
         plots.append("1 with lines dt 2 lc rgb 'black' notitle")
-        gp.append("plot " + ", ".join(plots))
+        if any(res[(p, c)].get(m) is not None for c in contenders for _, m, _ in metrics):
+            gp.append("plot " + ", ".join(plots))
+        else:
+            gp.append(NO_DATA)
     gp += [
         "set origin 0.64,0.5",
         "set size 0.36,0.5",
@@ -364,9 +371,13 @@ def write_plot(out, res, passes, contenders):
         off = (j - (m - 1) / 2.0) / (m + 1)
         cp.append(f"'' using ($0+{off:.4f}):(column({j + 2})):"
                   f'(sprintf("%.2f", column({j + 2}))) with labels offset 0,0.6 font ",8" notitle')
-    gp.append("plot " + ", ".join(cp))
+    if any(res[(p, c)].get("cpu") is not None for p in passes for c in proxies):
+        gp.append("plot " + ", ".join(cp))
+    else:
+        gp.append(NO_DATA)
     conns = res[(passes[0], proxies[0])].get("conns", 200) if proxies else 200
     k = m + 2
+    have_mem = any(res[(passes[0], c)].get("conn_anon") is not None for c in proxies)
     gp += [
         "set origin 0.64,0.0",
         "set size 0.36,0.5",
@@ -374,11 +385,11 @@ def write_plot(out, res, passes, contenders):
         "set boxwidth 0.6",
         f'set title "KiB per connection with {conns:.0f} open\\n({passes[0]}; lower is better)"',
         'set ylabel "KiB"',
-        f'plot "plot-cost.dat" using {k}:xtic(1) title "private memory" lc rgb "#55a868", '
-        f"'' using {k + 1} title \"pipes (estimate)\" lc rgb \"#c4e3c9\", "
-        f"'' using ($0):(column({k})+column({k + 1})):"
-        f'(sprintf("%.1f", column({k})+column({k + 1}))) with labels offset 0,0.6 font ",8" notitle, '
-        "80 with lines dt 2 lc rgb 'black' title 'goal for rdd-guest'",
+        (f'plot "plot-cost.dat" using {k}:xtic(1) title "private memory" lc rgb "#55a868", '
+         f"'' using {k + 1} title \"pipes (estimate)\" lc rgb \"#c4e3c9\", "
+         f"'' using ($0):(column({k})+column({k + 1})):"
+         f'(sprintf("%.1f", column({k})+column({k + 1}))) with labels offset 0,0.6 font ",8" notitle, '
+         "80 with lines dt 2 lc rgb 'black' title 'goal for rdd-guest'") if have_mem else NO_DATA,
         "unset multiplot",
     ]
     with open(f"{out}/results.gp", "w") as f:

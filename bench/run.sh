@@ -114,8 +114,10 @@ start_contender() {
 		return 0
 		;;
 	rdd-splice | rdd-nosplice)
+		local mode=--splice
+		[ "$c" = rdd-nosplice ] && mode=--no-splice
 		$pin_server "$rdd" --listen "unix:$s" --backend "$backend_sock" \
-			--max-connections 300 "--${c#rdd-}" 2>>"$tmp/$p-$c.log" &
+			--max-connections 300 "$mode" 2>>"$tmp/$p-$c.log" &
 		;;
 	socat)
 		$pin_server socat "UNIX-LISTEN:$s,fork" "UNIX-CONNECT:$backend_sock" \
@@ -263,6 +265,13 @@ run_memory() {
 		sleep 0.1
 	done
 	if ! grep -q '^ready' "$tmp/hold.out"; then
+		{
+			echo "$p memory $c: no ready line from rddbench hold after $((i / 10)) s;" \
+				"hold alive: $(pid_alive "$hold_pid" && echo yes || echo no);" \
+				"proxy alive: $(pid_alive "${pid[$c]}" && echo yes || echo no);" \
+				"hold output: $(cat "$tmp/hold.out")"
+			tail -3 "$tmp/$p-$c.log"
+		} >>"$out/errors.log"
 		kill "$hold_pid" 2>/dev/null
 		wait "$hold_pid" 2>/dev/null
 		return 1
@@ -311,7 +320,7 @@ for p in $passes; do
 	for c in $contenders; do
 		start_contender "$p" "$c"
 	done
-	for sc in upload download latency conn1 conn32 memory; do
+	for sc in ${BENCH_SCENARIOS:-upload download latency conn1 conn32 memory}; do
 		for c in $contenders; do
 			run_one "$p" "$sc" "$c" 0
 		done
@@ -347,7 +356,9 @@ for p in $passes; do
 	for c in $contenders; do
 		ok=${run_ok[$p/$c]:-0}
 		bad=${run_failed[$p/$c]:-0}
-		if [ "$bad" = 0 ] && [ "$ok" -gt 0 ]; then
+		if [ "$ok" = 0 ] && [ "$bad" = 0 ]; then
+			continue
+		elif [ "$bad" = 0 ]; then
 			echo "ok: $p $c: $ok runs completed with every byte accounted for"
 			passed=$((passed + 1))
 		else
