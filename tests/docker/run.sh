@@ -1,0 +1,571 @@
+#!/bin/bash
+# The real docker CLI through rdd-guest against a real, private dockerd.
+#
+# Usage: tests/docker/run.sh [PATH-TO-rdd-guest]      (default build/rdd-guest)
+#
+# Starts its own containerd and dockerd (Debian's docker.io) under a temporary
+# directory, with no network changes on the machine, builds a busybox image
+# locally (no registry), runs rdd-guest --listen unix:... --backend on that
+# dockerd's socket, and runs each scenario with /usr/bin/docker twice: once
+# straight at dockerd ("direct") and once through rdd-guest ("bridge").
+# Every result through the bridge is asserted and compared with the direct one.
+#
+# Prints one line per check and, last, "N passed, N failed, N skipped".
+# Runs as root. Environment:
+#   RDD_DOCKER_BRIDGE=socat   use socat as a stand-in bridge (to check the suite
+#                             itself; the drain scenario is then skipped)
+#   RDD_DOCKER_KEEP=1         keep the temporary directory for inspection
+
+set -u
+export LC_ALL=C
+
+RDD=${1:-build/rdd-guest}
+HERE=$(cd "$(dirname "$0")" && pwd)
+# Debian's binaries, never whatever else comes first in PATH.
+DOCKER=/usr/bin/docker
+DOCKERD=/usr/sbin/dockerd
+CONTAINERD=/usr/bin/containerd
+PY=/usr/bin/python3
+BUSYBOX=/bin/busybox
+IMG=rddtest:latest
+DRAIN=3                 # rdd-guest --drain-timeout for this suite
+BIG=64M                 # size of the files for cp and the build context
+MODE=${RDD_DOCKER_BRIDGE:-rdd-guest}
+
+passed=0 failed=0 skipped=0
+pass() { passed=$((passed + 1)); echo "ok - $1"; }
+fail() {
+	failed=$((failed + 1)); echo "FAIL - $1${2:+: $2}"
+}
+skip() { skipped=$((skipped + 1)); echo "skip - $1${2:+: $2}"; }
+note() { sed 's/^/#   /' >&2; }      # diagnostics go to stderr, indented
+finish() {
+	echo "$passed passed, $failed failed, $skipped skipped"
+	[ "$failed" -eq 0 ]
+}
+
+die_setup() {
+	fail "setup: $1"
+	[ -n "${2:-}" ] && [ -f "$2" ] && tail -20 "$2" | note
+	finish
+	exit 1
+}
+
+# ---------------------------------------------------------------- preflight --
+[ "$(id -u)" -eq 0 ] || { echo "tests/docker must run as root"; echo "0 passed, 1 failed"; exit 1; }
+for bin in "$DOCKER" "$DOCKERD" "$CONTAINERD" "$PY" "$BUSYBOX" /usr/bin/socat; do
+	[ -x "$bin" ] || { fail "setup: $bin missing (see tests/docker/packages.txt)"; finish; exit 1; }
+done
+if [ "$MODE" = rdd-guest ]; then
+	[ -x "$RDD" ] || { fail "setup: rdd-guest binary $RDD not found (run make)"; finish; exit 1; }
+	RDD=$(cd "$(dirname "$RDD")" && pwd)/$(basename "$RDD")
+fi
+
+# Short path: the unix sockets under it must fit in sun_path (108 bytes).
+d=$(mktemp -d /tmp/rdd-e2e.XXXXXX) || exit 1
+o=$d/out
+mkdir -p "$o" "$d/cfg"
+CGROUP_PARENT=/$(basename "$d")     # our containers' cgroups, to find leftovers
+DSOCK=$d/docker.sock
+BSOCK=$d/bridge.sock
+
+# A private client config: no user contexts, credentials or plugins.
+export DOCKER_CONFIG=$d/cfg
+unset DOCKER_HOST DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH
+export DOCKER_BUILDKIT=0 DOCKER_CLI_HINTS=false
+
+ctd_pid='' dockerd_pid='' bridge_pid='' bg_pids=()
+
+# alive PID: the process exists and is not a zombie
+alive() {
+	[ -n "$1" ] && [ -r "/proc/$1/stat" ] || return 1
+	local st
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+# wait_gone PID SECONDS: wait (bounded) for a process to end; reap it if it is ours
+wait_gone() {
+	local pid=$1 end=$((SECONDS + $2))
+	while alive "$pid"; do
+		[ $SECONDS -ge $end ] && return 1
+		sleep 0.1
+	done
+	wait "$pid" 2>/dev/null
+	return 0
+}
+stop_pid() {            # stop_pid PID SECONDS: TERM, then KILL after SECONDS
+	[ -n "$1" ] || return 0
+	alive "$1" || { wait "$1" 2>/dev/null; return 0; }
+	kill -TERM "$1" 2>/dev/null
+	wait_gone "$1" "$2" || { kill -KILL "$1" 2>/dev/null; wait_gone "$1" 5; }
+}
+
+cleanup() {
+	set +e
+	trap - EXIT INT TERM HUP
+	for p in "${bg_pids[@]}"; do alive "$p" && kill -KILL "$p" 2>/dev/null; done
+	stop_pid "$bridge_pid" 5
+	if alive "$dockerd_pid"; then
+		local ids
+		ids=$(timeout 20 "$DOCKER" -H "unix://$DSOCK" ps -aq 2>/dev/null)
+		[ -n "$ids" ] && timeout 60 "$DOCKER" -H "unix://$DSOCK" rm -f $ids >/dev/null 2>&1
+	fi
+	stop_pid "$dockerd_pid" 30
+	stop_pid "$ctd_pid" 15
+	# Anything still alive in our containers' cgroups, or naming our directory
+	# (containerd shims), was started by this suite.
+	local p f
+	for f in /sys/fs/cgroup/*"$CGROUP_PARENT"/*/cgroup.procs /sys/fs/cgroup/*/"$CGROUP_PARENT"/*/cgroup.procs; do
+		[ -r "$f" ] && for p in $(cat "$f"); do kill -KILL "$p" 2>/dev/null; done
+	done
+	for f in /proc/[0-9]*/cmdline; do
+		p=${f#/proc/}; p=${p%/cmdline}
+		[ "$p" = $$ ] && continue
+		{ tr '\0' ' ' <"$f" | grep -qF "$d/" && kill -KILL "$p"; } 2>/dev/null
+	done
+	sleep 0.2
+	# Mounts dockerd left behind (overlays, shm, netns), deepest first.
+	awk -v d="$d/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r |
+		while read -r m; do umount -l "$m" 2>/dev/null; done
+	for f in /sys/fs/cgroup/*"$CGROUP_PARENT" /sys/fs/cgroup/*/"$CGROUP_PARENT"; do
+		[ -d "$f" ] && find "$f" -depth -type d -exec rmdir {} \; 2>/dev/null
+	done
+	if [ "${RDD_DOCKER_KEEP:-0}" = 1 ]; then
+		echo "# kept $d" >&2
+	else
+		rm -rf --one-file-system "$d"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+# D / B: the docker CLI straight at dockerd / through the bridge, bounded.
+T=60
+D() { timeout -k 5 "$T" "$DOCKER" -H "unix://$DSOCK" "$@"; }
+B() { timeout -k 5 "$T" "$DOCKER" -H "unix://$BSOCK" "$@"; }
+
+# wait_for SECONDS COMMAND...: poll until COMMAND succeeds
+wait_for() {
+	local end=$(($(date +%s%N) + $1 * 1000000000)); shift
+	until "$@"; do
+		[ "$(date +%s%N)" -ge $end ] && return 1
+		sleep 0.1
+	done
+}
+now() { echo "$EPOCHREALTIME"; }
+# secs A B: B - A in seconds with 2 decimals
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+# ge X Y: X >= Y, decimals allowed
+ge() { awk -v x="$1" -v y="$2" 'BEGIN { exit !(x >= y) }'; }
+
+# run_both NAME ARGS...: run one docker command direct and through the bridge,
+# stdin from $IN (default none); keep stdout, stderr and exit status of each.
+run_both() {
+	local name=$1; shift
+	D "$@" <"${IN:-/dev/null}" >"$o/$name.d" 2>"$o/$name.d.err"; echo $? >"$o/$name.d.rc"
+	B "$@" <"${IN:-/dev/null}" >"$o/$name.b" 2>"$o/$name.b.err"; echo $? >"$o/$name.b.rc"
+}
+# expect_same NAME RC [SED]: both exited RC and printed the same stdout and
+# stderr, after SED removes what legitimately differs between two runs.
+expect_same() {
+	local name=$1 rc=$2 filter=${3:-}
+	local s why=''
+	for s in d b; do
+		sed -e "s#$DSOCK#SOCK#g; s#$BSOCK#SOCK#g" ${filter:+-e "$filter"} "$o/$name.$s" >"$o/$name.$s.f"
+		sed -e "s#$DSOCK#SOCK#g; s#$BSOCK#SOCK#g" "$o/$name.$s.err" >"$o/$name.$s.err.f"
+	done
+	[ "$(cat "$o/$name.d.rc")" = "$rc" ] || why="direct exit $(cat "$o/$name.d.rc"), expected $rc"
+	[ "$(cat "$o/$name.b.rc")" = "$rc" ] || why="${why:+$why; }bridge exit $(cat "$o/$name.b.rc"), expected $rc"
+	cmp -s "$o/$name.d.f" "$o/$name.b.f" || why="${why:+$why; }stdout differs"
+	cmp -s "$o/$name.d.err.f" "$o/$name.b.err.f" || why="${why:+$why; }stderr differs"
+	[ -s "$o/$name.d.f" ] || [ "${EMPTY_OK:-0}" = 1 ] || why="${why:+$why; }no output"
+	if [ -z "$why" ]; then
+		pass "$name: same as direct"
+		return 0
+	fi
+	fail "$name" "$why"
+	{ diff -u "$o/$name.d.f" "$o/$name.b.f"; diff -u "$o/$name.d.err.f" "$o/$name.b.err.f"; } | head -30 | note
+	return 1
+}
+
+# ------------------------------------------------------------------- set-up --
+start_dockerd() {
+	: >"$d/dockerd.log"
+	"$DOCKERD" --config-file "$d/daemon.json" --containerd "$d/ctd.sock" \
+		--data-root "$d/data" --exec-root "$d/exec" -H "unix://$DSOCK" \
+		--pidfile "$d/dockerd.pid" --bridge=none --iptables=false --ip6tables=false \
+		--cgroup-parent "$CGROUP_PARENT" --shutdown-timeout 2 \
+		>>"$d/dockerd.log" 2>&1 &
+	dockerd_pid=$!
+	wait_for 60 D version >/dev/null 2>&1
+}
+
+start_bridge() {
+	rm -f "$BSOCK"
+	: >"$d/rdd.log"
+	if [ "$MODE" = socat ]; then
+		/usr/bin/socat -t 86400 "UNIX-LISTEN:$BSOCK,fork,backlog=128" "UNIX-CONNECT:$DSOCK" 2>"$d/rdd.log" &
+		bridge_pid=$!
+		wait_for 10 test -S "$BSOCK"
+	else
+		"$RDD" --listen "unix:$BSOCK" --backend "$DSOCK" --drain-timeout "$DRAIN" \
+			--log-level debug 2>"$d/rdd.log" &
+		bridge_pid=$!
+		wait_for 10 grep -qF "<6>listening on unix:$BSOCK" "$d/rdd.log"
+	fi
+}
+
+# Our own containerd, so that dockerd never picks up a system one and every
+# process of this suite lives under $d.
+cat >"$d/containerd.toml" <<EOF
+version = 2
+root = "$d/ctd/root"
+state = "$d/ctd/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$d/ctd.sock"
+[ttrpc]
+  address = "$d/ctd.sock.ttrpc"
+[debug]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$d/ctd/opt"
+EOF
+echo '{}' >"$d/daemon.json"
+
+t_start=$(now)
+"$CONTAINERD" --config "$d/containerd.toml" >"$d/containerd.log" 2>&1 &
+ctd_pid=$!
+wait_for 30 test -S "$d/ctd.sock" || die_setup "containerd did not start" "$d/containerd.log"
+start_dockerd || die_setup "dockerd did not answer within 60s" "$d/dockerd.log"
+
+# The image: busybox-static and its applet links, nothing else.
+mkdir -p "$d/rootfs/bin" "$d/rootfs/tmp" "$d/rootfs/etc" "$d/rootfs/proc" "$d/rootfs/sys" "$d/rootfs/dev"
+cp "$BUSYBOX" "$d/rootfs/bin/busybox"
+for a in $("$BUSYBOX" --list); do
+	[ "$a" = busybox ] || ln -s busybox "$d/rootfs/bin/$a"
+done
+tar -C "$d/rootfs" -c . | D import -c 'ENV PATH=/bin' - "$IMG" >/dev/null 2>"$d/import.err" ||
+	die_setup "docker import of the busybox image failed" "$d/import.err"
+
+start_bridge || die_setup "$MODE did not start listening on $BSOCK" "$d/rdd.log"
+echo "# setup $(secs "$t_start" "$(now)")s, mode $MODE, dir $d" >&2
+
+# -------------------------------------------------------- plain API calls --
+run_both version version
+expect_same version 0
+
+# The counters are stable because nothing else uses this dockerd; the
+# runtimes come from a Go map, in any order.
+run_both info info
+expect_same info 0 '/^ Runtimes:/d'
+
+# A created-only container and a running one, so that ps and inspect have
+# something to show; "Up N seconds" is the only thing that moves.
+D create --name rdd-created --label rdd=1 "$IMG" echo never started >/dev/null
+D run -d --name rdd-sleeper "$IMG" sleep 600 >/dev/null
+run_both ps ps -a --no-trunc --format '{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.Status}}\t{{.Names}}\t{{.Labels}}'
+expect_same ps 0 's/\tUp [^\t]*\t/\tUp\t/'
+
+run_both images images --no-trunc --digests --format '{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.Size}}'
+expect_same images 0
+
+run_both run-echo run --rm "$IMG" echo hello through the bridge
+expect_same run-echo 0 &&
+	{ [ "$(cat "$o/run-echo.b")" = "hello through the bridge" ] && pass "run-echo: prints its words" ||
+		fail "run-echo: prints its words" "got '$(cat "$o/run-echo.b")'"; }
+
+run_both run-exit-status run --rm "$IMG" sh -c 'echo to stdout; echo to stderr >&2; exit 7'
+expect_same run-exit-status 7
+
+run_both inspect-container inspect rdd-created
+expect_same inspect-container 0
+run_both inspect-image inspect "$IMG"
+expect_same inspect-image 0
+
+# ------------------------------------------------------------- half-close --
+# stdin ends at once; the container reads it only 2 s later and answers after
+# that: the client's half-close must not end the connection.
+echo 'data sent before EOF' >"$d/halfclose.in"
+IN=$d/halfclose.in run_both half-close run -i --rm "$IMG" sh -c 'sleep 2; cat; echo done'
+expect_same half-close 0 &&
+	{ [ "$(cat "$o/half-close.b")" = "$(printf 'data sent before EOF\ndone')" ] &&
+		pass "half-close: data and done arrive after stdin closed" ||
+		fail "half-close: data and done arrive after stdin closed" "got '$(cat "$o/half-close.b")'"; }
+
+# 16 MiB through stdin and a checksum back: the whole stream, then EOF.
+head -c 16M /dev/urandom >"$d/stdin.bin"
+want=$(sha256sum <"$d/stdin.bin" | cut -d' ' -f1)
+IN=$d/stdin.bin run_both stdin-16m run -i --rm "$IMG" sha256sum
+expect_same stdin-16m 0 &&
+	{ [ "$(cut -d' ' -f1 "$o/stdin-16m.b")" = "$want" ] && pass "stdin-16m: checksum matches" ||
+		fail "stdin-16m: checksum matches" "got $(cat "$o/stdin-16m.b")"; }
+
+# ------------------------------------------------------------------- exec --
+printf 'one\ntwo\n' >"$d/exec.in"
+IN=$d/exec.in run_both exec-stdin exec -i rdd-sleeper sh -c 'cat; echo end of exec'
+expect_same exec-stdin 0 &&
+	{ [ "$(cat "$o/exec-stdin.b")" = "$(printf 'one\ntwo\nend of exec')" ] && pass "exec-stdin: piped input came back" ||
+		fail "exec-stdin: piped input came back" "got '$(cat "$o/exec-stdin.b")'"; }
+
+run_both exec-no-stdin exec rdd-sleeper sh -c 'echo no stdin here; echo and stderr >&2; exit 3'
+expect_same exec-no-stdin 3
+
+# ----------------------------------------------------------------- attach --
+# The container waits for /tmp/go, which is made only once the attach is seen
+# by dockerd (its "attach" event), so everything it prints comes after attach.
+attach_test() {     # attach_test d|b
+	local via=$1 name=rdd-attach-$1 since
+	since=$(date +%s)
+	D run -d --name "$name" "$IMG" sh -c \
+		'while [ ! -e /tmp/go ]; do sleep 0.1; done; echo printed after attach; echo second line >&2; exit 5' >/dev/null
+	if [ "$via" = d ]; then D attach "$name"; else B attach "$name"; fi \
+		>"$o/attach.$via" 2>"$o/attach.$via.err" </dev/null &
+	local apid=$!
+	bg_pids+=("$apid")
+	wait_for 20 sh -c "timeout 5 $DOCKER -H unix://$DSOCK events --since $since --until \$(date +%s.%N) \
+		--filter container=$name --filter event=attach --format x | grep -q x"
+	D exec "$name" touch /tmp/go
+	wait "$apid"; echo $? >"$o/attach.$via.rc"
+	D rm -f "$name" >/dev/null
+}
+attach_test d
+attach_test b
+expect_same attach 5 &&
+	{ [ "$(cat "$o/attach.b")" = "printed after attach" ] && grep -qx 'second line' "$o/attach.b.err" &&
+		pass "attach: output printed after attach arrives, exit status carried" ||
+		fail "attach: output printed after attach arrives" "got '$(cat "$o/attach.b")'"; }
+
+# ----------------------------------------------------------------- events --
+# Two listeners, direct and bridged; once dockerd counts both, another command
+# creates a container; both listeners must report it.
+base=$(D info --format '{{.NEventsListener}}')
+fmt='{{.Type}} {{.Action}} {{.Actor.Attributes.name}}'
+D events --filter container=rdd-evt --format "$fmt" >"$o/events.d" 2>"$o/events.d.err" &
+bg_pids+=($!); ev_d=$!
+B events --filter container=rdd-evt --format "$fmt" >"$o/events.b" 2>"$o/events.b.err" &
+bg_pids+=($!); ev_b=$!
+if wait_for 20 sh -c "[ \$(timeout 5 $DOCKER -H unix://$DSOCK info --format '{{.NEventsListener}}') -ge $((base + 2)) ]"; then
+	D create --name rdd-evt "$IMG" true >/dev/null
+	t0=$(now)
+	if wait_for 10 grep -qx 'container create rdd-evt' "$o/events.b"; then
+		pass "events: bridged listener got the create event after $(secs "$t0" "$(now)")s"
+	else
+		fail "events: bridged listener got the create event" "$(cat "$o/events.b" "$o/events.b.err")"
+	fi
+	wait_for 10 grep -qx 'container create rdd-evt' "$o/events.d"
+else
+	fail "events: both listeners registered" "NEventsListener did not reach $((base + 2))"
+fi
+kill "$ev_d" "$ev_b" 2>/dev/null; wait "$ev_d" "$ev_b" 2>/dev/null
+cmp -s "$o/events.d" "$o/events.b" && [ -s "$o/events.b" ] && pass "events: same as direct" ||
+	{ fail "events: same as direct"; diff -u "$o/events.d" "$o/events.b" | note; }
+D rm -f rdd-evt >/dev/null
+
+# -------------------------------------------------------------- bulk data --
+T=180
+head -c "$BIG" /dev/urandom >"$d/big.bin"
+want=$(sha256sum <"$d/big.bin" | cut -d' ' -f1)
+t0=$(now)
+if B cp "$d/big.bin" rdd-sleeper:/tmp/big.bin 2>"$o/cp-in.err"; then
+	pass "cp-in: $BIG into a container ($(secs "$t0" "$(now)")s)"
+else
+	fail "cp-in: $BIG into a container" "$(cat "$o/cp-in.err")"
+fi
+got=$(D exec rdd-sleeper sha256sum /tmp/big.bin | cut -d' ' -f1)
+[ "$got" = "$want" ] && pass "cp-in: checksum inside the container matches" ||
+	fail "cp-in: checksum inside the container matches" "got '$got'"
+t0=$(now)
+B cp rdd-sleeper:/tmp/big.bin "$d/big.out.b" 2>"$o/cp-out.err"; rc=$?
+el=$(secs "$t0" "$(now)")
+D cp rdd-sleeper:/tmp/big.bin "$d/big.out.d" 2>/dev/null
+got=$(sha256sum <"$d/big.out.b" 2>/dev/null | cut -d' ' -f1)
+[ $rc = 0 ] && [ "$got" = "$want" ] && cmp -s "$d/big.out.b" "$d/big.out.d" &&
+	pass "cp-out: $BIG back out, checksum matches, same as direct (${el}s)" ||
+	fail "cp-out: $BIG back out" "exit $rc, sha256 '$got' $(cat "$o/cp-out.err")"
+rm -f "$d/big.out.b" "$d/big.out.d"
+
+# docker build with a $BIG context, with the classic builder and with BuildKit
+# (BuildKit adds the /session and /grpc upgrades of the modern CLI).
+mkdir -p "$d/ctx"
+mv "$d/big.bin" "$d/ctx/big.bin"
+printf 'FROM %s\nCOPY big.bin /big.bin\nRUN sha256sum /big.bin > /big.sum\n' "$IMG" >"$d/ctx/Dockerfile"
+for builder in classic buildkit; do
+	bk=0; [ $builder = buildkit ] && bk=1
+	for via in d b; do
+		t0=$(now)
+		if [ $via = d ]; then
+			DOCKER_BUILDKIT=$bk D build --network none -q -t "rdd-big-$builder-$via" "$d/ctx"
+		else
+			DOCKER_BUILDKIT=$bk B build --network none -q -t "rdd-big-$builder-$via" "$d/ctx"
+		fi >"$o/build-$builder.$via" 2>"$o/build-$builder.$via.err"
+		echo $? >"$o/build-$builder.$via.rc"
+		el=$(secs "$t0" "$(now)")
+	done
+	got=$(D run --rm "rdd-big-$builder-b" cat /big.sum 2>&1 | cut -d' ' -f1)
+	got_d=$(D run --rm "rdd-big-$builder-d" cat /big.sum 2>&1 | cut -d' ' -f1)
+	if [ "$(cat "$o/build-$builder.b.rc")" = 0 ] && [ "$got" = "$want" ] && [ "$got_d" = "$got" ]; then
+		pass "build-$builder: $BIG context, file checksum in the image matches, same as direct (${el}s)"
+	else
+		fail "build-$builder: $BIG context" "exit $(cat "$o/build-$builder.b.rc"), sum '$got', direct '$got_d'"
+		tail -5 "$o/build-$builder.b.err" | note
+	fi
+done
+rm -rf "$d/ctx"
+
+# save | load of the classic-built image (busybox + a $BIG layer).
+SIMG=rdd-big-classic-b
+id_before=$(D inspect --format '{{.Id}} {{.RootFS.Layers}}' "$SIMG")
+D save "$SIMG" | sha256sum | cut -d' ' -f1 >"$o/save.d"
+t0=$(now)
+B save "$SIMG" 2>"$o/save.b.err" | tee "$d/save.tar" | sha256sum | cut -d' ' -f1 >"$o/save.b"
+el=$(secs "$t0" "$(now)")
+cmp -s "$o/save.d" "$o/save.b" && [ -s "$d/save.tar" ] &&
+	pass "save: $(du -m "$d/save.tar" | cut -f1) MiB archive, same sha256 as direct (${el}s)" ||
+	fail "save: same sha256 as direct" "direct $(cat "$o/save.d"), bridge $(cat "$o/save.b") $(cat "$o/save.b.err")"
+D rmi rdd-big-classic-b rdd-big-classic-d >/dev/null 2>&1
+if D image inspect "$SIMG" >/dev/null 2>&1; then
+	fail "load: image removed before loading"
+else
+	t0=$(now)
+	B load <"$d/save.tar" >"$o/load.b" 2>"$o/load.b.err"; rc=$?
+	el=$(secs "$t0" "$(now)")
+	id_after=$(D inspect --format '{{.Id}} {{.RootFS.Layers}}' "$SIMG" 2>&1)
+	[ $rc = 0 ] && [ "$id_after" = "$id_before" ] &&
+		pass "load: image back with the same ID and layer digests (${el}s)" ||
+		fail "load: image back with the same ID and layer digests" "exit $rc, '$id_after' vs '$id_before'"
+	# The same archive piped straight from save into load, both bridged.
+	B save "$SIMG" 2>/dev/null | B load >"$o/pipe-load.b" 2>&1; rc=$?
+	grep -qx "Loaded image: $SIMG:latest" "$o/pipe-load.b" && [ $rc = 0 ] &&
+		pass "save|load: piped through the bridge both ways" ||
+		fail "save|load: piped through the bridge both ways" "exit $rc $(cat "$o/pipe-load.b")"
+fi
+rm -f "$d/save.tar"
+T=60
+
+# ------------------------------------------------------------ concurrency --
+t0=$(now)
+pids=()
+for i in $(seq 1 20); do
+	T=120 B run --rm "$IMG" sh -c "echo run $i" >"$o/conc.$i" 2>&1 &
+	pids+=($!)
+done
+bad=0
+for i in $(seq 1 20); do
+	wait "${pids[$((i - 1))]}" && [ "$(cat "$o/conc.$i")" = "run $i" ] || { bad=$((bad + 1)); head -3 "$o/conc.$i" | note; }
+done
+[ $bad = 0 ] && pass "concurrent: 20 docker run --rm at once all succeeded ($(secs "$t0" "$(now)")s)" ||
+	fail "concurrent: 20 docker run --rm at once" "$bad failed"
+
+# ---------------------------------------------------------- logs -f, drain --
+# A container prints a line a second. Lines must arrive one by one as printed,
+# not in a burst. Then SIGTERM to the bridge while the stream is open: the
+# stream goes on during the drain, ends with EOF after it, docker exits
+# without a connection reset, and new connections are refused meanwhile.
+D run -d --name rdd-ticker "$IMG" sh -c 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done' >/dev/null
+stamp() { while IFS= read -r l; do echo "$EPOCHREALTIME $l"; done; }
+(
+	T=60 B logs -f rdd-ticker 2>"$o/logs.err"; echo $? >"$o/logs.rc"
+) | stamp >"$o/logs.b" &
+logs_pid=$!
+bg_pids+=("$logs_pid")
+wait_for 15 sh -c "[ \$(grep -c tick '$o/logs.b') -ge 6 ]"
+head -n 6 "$o/logs.b" >"$o/logs.b6"      # the stream goes on meanwhile
+# Arrival times of lines 3 to 6 (the first ones may have been printed before
+# the client came, and arrive together): each about a second after the last.
+if awk 'NR > 1 { n++; gap = $1 - prev; if (gap < 0.5 || gap > 1.6) bad++ } { prev = $1 }
+	END { exit !(n == 3 && bad == 0) }' <(sed -n 3,6p "$o/logs.b6"); then
+	pass "logs -f: lines arrive one a second as printed"
+else
+	fail "logs -f: lines arrive one a second as printed"; note <"$o/logs.b6"
+fi
+D logs rdd-ticker 2>/dev/null | head -n 6 >"$o/logs.d6"
+cut -d' ' -f2- "$o/logs.b6" | cmp -s - "$o/logs.d6" &&
+	pass "logs -f: same lines as direct docker logs" ||
+	{ fail "logs -f: same lines as direct docker logs"; diff <(cut -d' ' -f2- "$o/logs.b6") "$o/logs.d6" | note; }
+
+if [ "$MODE" = socat ]; then
+	skip "drain: SIGTERM during logs -f" "socat does not drain"
+	kill "$logs_pid" 2>/dev/null; wait "$logs_pid" 2>/dev/null
+else
+	t_term=$(now)
+	kill -TERM "$bridge_pid"
+	sleep 0.5
+	# During the drain the listener is closed: a new client is refused at once.
+	t0=$(now)
+	T=10 B version >"$o/drain-new.out" 2>&1; rc=$?
+	el=$(secs "$t0" "$(now)")
+	[ $rc != 0 ] && grep -q 'Cannot connect to the Docker daemon' "$o/drain-new.out" && ge 2 "$el" &&
+		pass "drain: a new client is refused while draining (${el}s)" ||
+		fail "drain: a new client is refused while draining" "exit $rc after ${el}s: $(head -2 "$o/drain-new.out")"
+	if wait_gone "$logs_pid" $((DRAIN + 10)); then
+		t_end=$(now)
+		el=$(secs "$t_term" "$t_end")
+		after=$(awk -v t="$t_term" '$1 > t' "$o/logs.b" | wc -l)
+		rc=$(cat "$o/logs.rc" 2>/dev/null)
+		# the stream lives on through the drain and ends within a second or two after it
+		if ge "$el" $((DRAIN - 1)) && ge $((DRAIN + 3)) "$el" && [ "$after" -ge $((DRAIN - 1)) ]; then
+			pass "drain: logs -f went on for the drain ($after lines) and ended after ${el}s"
+		else
+			fail "drain: logs -f went on for the drain and ended after it" "ended after ${el}s, $after lines during the drain"
+		fi
+		if grep -qi 'reset' "$o/logs.err"; then
+			fail "drain: docker logs ends without a connection reset" "exit $rc: $(cat "$o/logs.err")"
+		else
+			pass "drain: docker logs ends without a connection reset (exit $rc${rc:+, }$(head -c 80 "$o/logs.err" | tr '\n' ' '))"
+		fi
+	else
+		fail "drain: logs -f ended within $((DRAIN + 10))s of SIGTERM"
+		kill "$logs_pid" 2>/dev/null
+	fi
+	if wait_gone "$bridge_pid" $((DRAIN + 5)); then
+		wait "$bridge_pid"; rc=$?
+		[ $rc = 0 ] && pass "drain: rdd-guest exited 0 after SIGTERM" ||
+			fail "drain: rdd-guest exited 0 after SIGTERM" "exit $rc"
+	else
+		fail "drain: rdd-guest exited within $((DRAIN + 5))s of SIGTERM"
+	fi
+	start_bridge || die_setup "rdd-guest did not start again" "$d/rdd.log"
+fi
+D rm -f rdd-ticker >/dev/null
+
+# ------------------------------------------------------ dockerd goes away --
+D rm -f $(D ps -aq) >/dev/null 2>&1
+stop_pid "$dockerd_pid" 30
+t0=$(now)
+T=20 B version >"$o/down.out" 2>&1; rc=$?
+el=$(secs "$t0" "$(now)")
+if [ $rc != 0 ] && ge 5 "$el" && grep -Eq 'Cannot connect to the Docker daemon|error during connect' "$o/down.out"; then
+	pass "dockerd down: the CLI fails in ${el}s with: $(grep -Eo 'Cannot connect to the Docker daemon|error during connect[^ ]*' "$o/down.out" | head -1)"
+else
+	fail "dockerd down: the CLI fails quickly with a Cannot connect error" "exit $rc after ${el}s"
+fi
+sed 's/^/#   client: /' "$o/down.out" >&2
+alive "$bridge_pid" && pass "dockerd down: $MODE is still running" || fail "dockerd down: $MODE is still running"
+start_dockerd || die_setup "dockerd did not come back" "$d/dockerd.log"
+run_both back version
+expect_same back 0 && pass "dockerd back: the bridge serves again"
+
+# ------------------------------------------------------------ raw upgrade --
+for via in d b; do
+	sock=$DSOCK; [ $via = b ] && sock=$BSOCK
+	timeout -k 5 60 "$PY" "$HERE/upgrade.py" "$sock" "$IMG" "rdd-upgrade-$via" >"$o/upgrade.$via" 2>"$o/upgrade.$via.err"
+	echo $? >"$o/upgrade.$via.rc"
+done
+if [ "$(cat "$o/upgrade.b.rc")" = 0 ] && cmp -s "$o/upgrade.d" "$o/upgrade.b"; then
+	pass "upgrade: raw Upgrade: tcp attach carries data both ways and a half-close, same as direct"
+else
+	fail "upgrade: raw Upgrade: tcp attach" "exit $(cat "$o/upgrade.b.rc")"
+	diff -u "$o/upgrade.d" "$o/upgrade.b" | note
+	note <"$o/upgrade.b.err"
+fi
+
+# ---------------------------------------------------------------- the log --
+if [ "$MODE" = rdd-guest ]; then
+	n=$(grep -c '^<7>closed peer' "$d/rdd.log")
+	[ "$n" -gt 0 ] && pass "rdd-guest log: one debug line per closed connection ($n since restart)" ||
+		fail "rdd-guest log: debug lines for closed connections" "none in $d/rdd.log"
+fi
+
+echo "# total $(secs "$t_start" "$(now)")s" >&2
+finish
