@@ -41,7 +41,9 @@ rdd_guest_install() {
 		case $f in
 		*.src.rpm) continue ;;
 		esac
-		[ -f "$f" ] && rpms+=("$f")
+		if [ -f "$f" ]; then
+			rpms+=("$f")
+		fi
 	done
 
 	if [ "${#rpms[@]}" -gt 1 ]; then

@@ -62,8 +62,11 @@ timeout 900 rpmbuild -ba --nodeps \
 
 nvr=$(rpmspec -q --srpm --qf '%{name}-%{version}-%{release}' --define "_topdir $topdir" "$spec")
 srpm=$topdir/SRPMS/$nvr.src.rpm
-rpm=$(ls "$topdir"/RPMS/*/"$nvr".*.rpm | grep -v -- '-debug' | head -n1)
+rpm=
+for f in "$topdir"/RPMS/*/"$nvr".*.rpm; do
+	[ -f "$f" ] && rpm=$f
+done
 test -f "$srpm"
-test -f "$rpm"
+test -n "$rpm"
 echo "$srpm"
 echo "$rpm"

@@ -1,0 +1,444 @@
+#!/bin/bash
+# tests/packaging/run.sh: the packaging suite for rdd-guest (issue 3).
+#
+# Runs as root. Builds the RPM with rpmbuild (release 0, and releases 1 and 2
+# for the upgrade tests), queries and lints it, then installs it the way the
+# WSL image build does: in a Debian chroot made by mmdebstrap with rpm,
+# zypper and systemd inside, running the KIWI config.sh snippet chrooted
+# with kiwi_profiles=lima and kiwi_profiles=wsl, and /.kconfig from Debian's
+# kiwi package. Then rpm -U to newer releases, with the unit enabled and
+# disabled, and rpm -e. systemd-analyze verify/security judge the installed
+# unit in that root.
+#
+# The chroot tarball is cached in build/packaging/cache/ (first run: about
+# 3 minutes to make it from the machine's own apt sources). Scratch files go
+# to a mktemp directory under build/packaging/, removed at the end unless
+# KEEP=1. Every mount lives in a private mount namespace (unshare -m) and
+# disappears with it.
+#
+# One line per check ("PASS name" / "FAIL name: why"); the last line is
+# "N passed, N failed". Exit status 0 only when nothing failed.
+
+# Checks are functions run through check(), which shellcheck cannot see
+# (SC2317); bash -c '...' scripts get their arguments as "$1" (SC2016).
+# shellcheck disable=SC2317,SC2016
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+tree=$(cd "$here/../.." && pwd)
+cd "$tree" || exit 1
+
+passed=0 failed=0
+pass() { echo "PASS $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL $1${2:+: $2}"; failed=$((failed + 1)); }
+# check NAME COMMAND...: the command's exit status decides; its output goes
+# to the log and, on failure, its last lines are shown.
+check() {
+	local name=$1 out
+	shift
+	if out=$("$@" 2>&1); then
+		pass "$name"
+	else
+		fail "$name" "$(printf '%s\n' "$out" | tail -n 5 | tr '\n' ' ')"
+	fi
+	printf '== %s\n%s\n' "$name" "$out" >>"$log"
+}
+finish() {
+	echo "$passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+	exit
+}
+
+mkdir -p build/packaging/cache
+work=$(mktemp -d "$tree/build/packaging/run.XXXXXX")
+log=$work/log
+: >"$log"
+cleanup() {
+	# Never delete through a mount that outlived its namespace.
+	if findmnt -rn -o TARGET | grep "^$work" >/dev/null; then
+		echo "note: mounts left under $work; not removing it" >&2
+	elif [ "${KEEP:-0}" = 1 ] || [ "$failed" -gt 0 ]; then
+		echo "note: scratch files and log kept in $work" >&2
+	else
+		rm -rf "$work"
+	fi
+}
+trap cleanup EXIT
+
+version=$(cat VERSION)
+arch=$(uname -m)
+
+# --- prerequisites -------------------------------------------------------
+missing=
+for tool in rpmbuild rpm rpm2cpio cpio rpmlint rpmspec mmdebstrap systemd-analyze unshare chroot git; do
+	command -v "$tool" >/dev/null || missing="$missing $tool"
+done
+kconfig=$(dpkg -L kiwi 2>/dev/null | grep -m1 '/kiwi/config/functions\.sh$')
+[ -n "$kconfig" ] && [ -f "$kconfig" ] || missing="$missing kiwi(functions.sh)"
+if [ "$(id -u)" != 0 ]; then
+	fail "prerequisites" "must run as root (chroot, mount namespaces)"
+	finish
+fi
+if [ -n "$missing" ]; then
+	fail "prerequisites" "missing:$missing (apt-get install \$(cat tests/packaging/packages.txt))"
+	finish
+fi
+pass "prerequisites"
+
+# --- build ---------------------------------------------------------------
+build_release() { # N -> topdir $work/rpm-N; prints "SRPM RPM" paths
+	timeout 900 "$here/build-rpm.sh" --topdir "$work/rpm-$1" --release "$1" \
+		>"$work/build-$1.log" 2>&1 || return 1
+	tail -n 2 "$work/build-$1.log" | tr '\n' ' '
+}
+srpm='' rpms=()
+if paths=$(build_release 0); then
+	read -r srpm rpm0 <<<"$paths"
+	rpms[0]=$rpm0
+	pass "rpmbuild makes the SRPM and the binary RPM (make rpm's script)"
+else
+	fail "rpmbuild makes the SRPM and the binary RPM (make rpm's script)" \
+		"$(tail -n 5 "$work/build-0.log" | tr '\n' ' ')"
+	finish
+fi
+for r in 1 2; do
+	if paths=$(build_release "$r"); then
+		read -r _ "rpms[$r]" <<<"$paths"
+		pass "rpmbuild makes release $r for the upgrade tests"
+	else
+		fail "rpmbuild makes release $r for the upgrade tests" \
+			"$(tail -n 5 "$work/build-$r.log" | tr '\n' ' ')"
+	fi
+done
+
+# --- what the RPM says about itself ---------------------------------------
+check "RPM is rdd-guest $version-0.$arch" \
+	test "$(rpm -qp --qf '%{NAME} %{VERSION}-%{RELEASE}.%{ARCH}' "$rpm0")" = "rdd-guest $version-0.$arch"
+
+files=$(rpm -qlp "$rpm0" | grep -v '^/usr/lib/\.build-id')
+layout_ok() {
+	local want
+	for want in /usr/sbin/rdd-guest \
+		/usr/lib/systemd/system/rdd-guest.service \
+		/usr/lib/systemd/system-preset/90-rdd-guest.preset \
+		/usr/share/man/man8/rdd-guest.8.gz; do
+		grep -qx "$want" <<<"$files" || { echo "missing $want"; return 1; }
+	done
+	grep -q '^/usr/share/doc/.*/README\.md$' <<<"$files" || { echo "no README.md as %doc"; return 1; }
+	grep -q '^/usr/share/licenses/.*/LICENSE$' <<<"$files" || { echo "no LICENSE as %license"; return 1; }
+	if grep '^/usr/local' <<<"$files"; then echo "files under /usr/local"; return 1; fi
+	if grep '^/etc' <<<"$files"; then echo "the package must not own /etc (enabling is done by systemctl preset)"; return 1; fi
+	return 0
+}
+check "RPM layout: binary in /usr/sbin, unit in %_unitdir, preset, man page, README, LICENSE, nothing in /usr/local" layout_ok
+
+modes=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]' "$rpm0")
+check "RPM modes: binary 0755 root:root, unit and preset 0644 root:root" \
+	bash -c 'grep -qx -- "-rwxr-xr-x root:root /usr/sbin/rdd-guest" <<<"$1" &&
+		grep -qx -- "-rw-r--r-- root:root /usr/lib/systemd/system/rdd-guest.service" <<<"$1" &&
+		grep -qx -- "-rw-r--r-- root:root /usr/lib/systemd/system-preset/90-rdd-guest.preset" <<<"$1"' _ "$modes"
+
+payload=$work/payload
+mkdir -p "$payload"
+(cd "$payload" && rpm2cpio "$rpm0" | cpio -idm --quiet) 2>>"$log"
+check "packaged unit is systemd/rdd-guest.service" \
+	cmp "$payload/usr/lib/systemd/system/rdd-guest.service" systemd/rdd-guest.service
+check "packaged preset enables rdd-guest.service" \
+	grep -qx 'enable rdd-guest.service' "$payload/usr/lib/systemd/system-preset/90-rdd-guest.preset"
+check "packaged binary prints its version: rdd-guest $version" \
+	test "$(timeout 10 "$payload/usr/sbin/rdd-guest" --version)" = "rdd-guest $version"
+
+scripts=$(rpm -qp --scripts "$rpm0")
+scriptlet() { # NAME: the body of one scriptlet
+	awk -v want="$1 scriptlet" 'index($0, want) == 1 { on = 1; next }
+		/^[a-z]+ scriptlet/ { on = 0 } on' <<<"$scripts"
+}
+check "%pre marks a first install for presets" \
+	bash -c 'grep -q "needs-preset/\$service" <<<"$1"' _ "$(scriptlet preinstall)"
+check "%post enables by preset on first install only (no hard enable)" \
+	bash -c 'grep -q "systemctl preset" <<<"$1" && grep -q "needs-preset" <<<"$1" &&
+		! grep -q "systemctl.* enable" <<<"$1"' _ "$(scriptlet postinstall)"
+check "%preun disables and stops on erase only" \
+	bash -c 'grep -q "\"\$1\" -eq 0" <<<"$1" &&
+		grep -q "systemctl --no-reload disable --now rdd-guest.service" <<<"$1"' _ "$(scriptlet preuninstall)"
+check "%postun try-restarts on upgrade only" \
+	bash -c 'grep -q "\"\$1\" -ge 1" <<<"$1" &&
+		grep -q "systemctl try-restart rdd-guest.service" <<<"$1"' _ "$(scriptlet postuninstall)"
+
+requires=$(rpm -qp --requires "$rpm0" | sort -u)
+check "requires libsystemd.so.0 and libc, nothing unexpected" \
+	bash -c 'grep -qx "libsystemd.so.0()(64bit)" <<<"$1" &&
+		! grep -vE "^(/bin/sh|libc\.so\.6\(.*|libsystemd\.so\.0\(.*|rtld\(GNU_HASH\)|rpmlib\(.*)$" <<<"$1"' _ "$requires"
+
+check "SRPM carries the spec and the source tarball" \
+	bash -c 'l=$(rpm -qlp "$1") && grep -qx rdd-guest.spec <<<"$l" && grep -qx "rdd-guest-$2.tar.gz" <<<"$l"' \
+	_ "$srpm" "$version"
+
+# The spec's Version and the VERSION file must agree, or the build stops.
+mismatch() {
+	local top=$work/mismatch src
+	mkdir -p "$top"/{SOURCES,SPECS,BUILD}
+	src=$(mktemp -d "$work/src.XXXXXX")
+	tar -xzf "$work/rpm-0/SOURCES/rdd-guest-$version.tar.gz" -C "$src" || return 1
+	echo 99.99.99 >"$src/rdd-guest-$version/VERSION"
+	tar -czf "$top/SOURCES/rdd-guest-$version.tar.gz" -C "$src" "rdd-guest-$version" || return 1
+	cp rdd-guest.spec "$top/SPECS/"
+	if out=$(timeout 300 rpmbuild -bp --nodeps --define "_topdir $top" "$top/SPECS/rdd-guest.spec" 2>&1); then
+		echo "rpmbuild accepted VERSION 99.99.99 with Version $version"
+		return 1
+	fi
+	grep -q "differs from VERSION 99.99.99" <<<"$out" || { echo "$out" | tail -n 3; return 1; }
+}
+check "a VERSION file that disagrees with the spec's Version fails the build" mismatch
+
+# --- rpmlint -------------------------------------------------------------
+lint() {
+	local out warnings id
+	out=$(timeout 300 rpmlint -c "$here/rpmlint.toml" -r "$here/rdd-guest-rpmlintrc" \
+		rdd-guest.spec "$srpm" "$rpm0" 2>&1)
+	echo "$out"
+	if grep -E ': E: ' <<<"$out"; then
+		return 1
+	fi
+	grep -qE '[0-9]+ packages and [0-9]+ specfiles checked; 0 errors' <<<"$out" || return 1
+	# Every warning left must be explained in the spec's header comment,
+	# as a "# - ID" item (%% there is rpm's escape for %).
+	# (No "sed | grep -q" here: with pipefail, grep -q's early exit can make
+	# sed die of SIGPIPE and the pipeline fail.)
+	warnings=$(sed -n 's/.*: W: \([^ ]*\).*/\1/p' <<<"$out" | sort -u)
+	spec_text=$(sed 's/%%/%/g' rdd-guest.spec)
+	for id in $warnings; do
+		grep -qF -- "# - $id" <<<"$spec_text" || {
+			echo "warning $id is not explained in rdd-guest.spec"
+			return 1
+		}
+	done
+}
+check "rpmlint: no errors on the spec and both RPMs; each warning explained in the spec" lint
+
+# --- the chroot ----------------------------------------------------------
+suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+sources=/etc/apt/sources.list.d/debian.sources
+[ -f "$sources" ] || sources=/etc/apt/sources.list
+chroot_pkgs=systemd,rpm,zypper
+tarball=$tree/build/packaging/cache/chroot-$suite-$(echo "$chroot_pkgs" | tr ',' '-').tar
+make_tarball() {
+	[ -s "$tarball" ] && return 0
+	# No mirror named here: mmdebstrap pastes the machine's own apt
+	# sources file into the chroot and downloads from there.
+	timeout 1500 mmdebstrap --variant=minbase --include="$chroot_pkgs" \
+		--aptopt='Acquire::Check-Valid-Until "false"' \
+		"$suite" "$tarball.part" "$sources" &&
+		mv "$tarball.part" "$tarball"
+}
+check "Debian chroot with rpm, zypper and systemd (cached in build/packaging/cache)" make_tarball
+if [ ! -s "$tarball" ]; then
+	finish
+fi
+
+root=$work/root
+mkdir -p "$root"
+tar -xf "$tarball" -C "$root" 2>>"$log"
+
+# in_root CMD...: run CMD chrooted in $root with /proc, /sys and /dev
+# mounted as KIWI mounts them, in a private mount namespace, with the
+# clean environment KIWI gives config.sh plus kiwi_profiles if set.
+in_root() {
+	timeout 300 unshare -m --propagation private /bin/bash -c '
+		root=$1; shift
+		mount -t proc proc "$root/proc" &&
+		mount -t sysfs sysfs "$root/sys" &&
+		mount --rbind /dev "$root/dev" || exit 125
+		exec env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C \
+			${kiwi_profiles+kiwi_profiles="$kiwi_profiles"} chroot "$root" "$@"
+	' in_root "$root" "$@"
+}
+
+# What an openSUSE image has and a Debian chroot lacks:
+# - KIWI's helper functions at /.kconfig (Debian's kiwi package);
+# - rancher-desktop.target, in the image's overlay unit directory;
+# - the rpm database where openSUSE's zypper looks (Debian's rpm defaults
+#   to ~/.rpmdb);
+# - an rpm database that knows glibc and libsystemd. Here a package built
+#   for this test declares what the chroot's own libc.so.6 and
+#   libsystemd.so.0 provide, computed by rpm's own ELF dependency generator
+#   from those files, plus /bin/sh and rtld(GNU_HASH) which the chroot has.
+#   So rdd-guest's requirements are checked, not skipped: the snippet runs
+#   zypper without --nodeps.
+prepare_root() {
+	local libdir provides p spec top
+	cp "$kconfig" "$root/.kconfig" || return 1
+	mkdir -p "$root/usr/local/lib/systemd/system" "$root/etc/rpm" "$root/image/config.sh.d" || return 1
+	printf '[Unit]\nDescription=Rancher Desktop services (stand-in for the image'"'"'s target)\n' \
+		>"$root/usr/local/lib/systemd/system/rancher-desktop.target"
+	echo '%_dbpath /var/lib/rpm' >"$root/etc/rpm/macros.dbpath"
+	libdir=$root/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo "$arch-linux-gnu")
+	[ -d "$libdir" ] || libdir=$root/lib/$arch-linux-gnu
+	provides=$(printf '%s\n' "$(readlink -f "$libdir/libc.so.6")" "$(readlink -f "$libdir/libsystemd.so.0")" |
+		/usr/lib/rpm/elfdeps --provides | sort -u)
+	grep -q 'libsystemd.so.0()' <<<"$provides" || { echo "no libsystemd provides found in $libdir"; return 1; }
+	top=$work/provides
+	mkdir -p "$top/SPECS"
+	spec=$top/SPECS/chroot-provides.spec
+	{
+		printf '%s\n' 'Name: debian-chroot-provides' 'Version: 1' 'Release: 0' \
+			'Summary: What the Debian test chroot has outside the rpm database' \
+			'License: MIT' 'BuildArch: noarch' 'Provides: /bin/sh' 'Provides: rtld(GNU_HASH)'
+		for p in $provides; do echo "Provides: $p"; done
+		printf '%s\n' '%description' 'Test fixture for tests/packaging/run.sh.' '%files'
+	} >"$spec"
+	timeout 300 rpmbuild -bb --define "_topdir $top" "$spec" >"$top/build.log" 2>&1 || return 1
+	cp "$top"/RPMS/noarch/debian-chroot-provides-1-0.noarch.rpm "$root/tmp/" || return 1
+	in_root rpm -i /tmp/debian-chroot-provides-1-0.noarch.rpm || return 1
+	cp "$here/kiwi-config.sh" "$root/image/config.sh" &&
+		cp config.sh.d/rdd-guest.sh "$root/image/config.sh.d/rdd-guest.sh"
+}
+if ! check "chroot prepared: /.kconfig from Debian's kiwi, rpm database, stand-in target" prepare_root; then
+	finish
+fi
+
+# config PROFILE: run the image's config.sh as KIWI does.
+config() {
+	printf "kiwi_profiles='%s'\n" "$1" >"$root/.profile"
+	kiwi_profiles=$1 in_root bash /image/config.sh
+}
+stage() { # RPM...: what the image build puts in /image/rdd-guest/
+	rm -rf "$root/image/rdd-guest" && mkdir -p "$root/image/rdd-guest" &&
+		{ [ $# -eq 0 ] || cp "$@" "$root/image/rdd-guest/"; }
+}
+installed() { in_root rpm -q --qf '%{NAME}-%{VERSION}-%{RELEASE}\n' rdd-guest 2>/dev/null; }
+wants=$root/etc/systemd/system/rancher-desktop.target.wants/rdd-guest.service
+is_enabled() { systemctl --root="$root" is-enabled rdd-guest.service 2>/dev/null; }
+nothing_installed() {
+	if installed; then echo "rdd-guest is installed"; return 1; fi
+	for f in /usr/sbin/rdd-guest /usr/lib/systemd/system/rdd-guest.service \
+		/usr/lib/systemd/system-preset/90-rdd-guest.preset /usr/share/man/man8/rdd-guest.8.gz; do
+		if [ -e "$root$f" ]; then echo "$f exists"; return 1; fi
+	done
+	if [ -e "$wants" ] || [ -L "$wants" ]; then echo "$wants exists"; return 1; fi
+	if find "$root/etc/systemd" -lname '*rdd-guest*' | grep .; then return 1; fi
+}
+
+# lima: the snippet does nothing, even with an RPM staged.
+stage "$rpm0"
+lima() {
+	out=$(config lima 2>&1) || { echo "$out"; return 1; }
+	echo "$out"
+	grep -q 'nothing to do' <<<"$out" && nothing_installed
+}
+check "kiwi_profiles=lima: config.sh succeeds and installs nothing" lima
+
+# wsl without a package: a loud failure.
+stage
+wsl_missing() {
+	if out=$(config wsl 2>&1); then
+		echo "$out"; echo "config.sh succeeded without a package"
+		return 1
+	fi
+	echo "$out"
+	grep -q 'ERROR: no rdd-guest RPM in /image/rdd-guest' <<<"$out" && nothing_installed
+}
+check "kiwi_profiles=wsl without the RPM: config.sh fails with an error" wsl_missing
+
+# wsl: installed, right modes, enabled through the preset by %post.
+stage "$rpm0"
+stat_is() { # PATH MODE: mode owner:group of a path in the root
+	local got
+	got=$(stat -c '%a %U:%G' "$root$1") || return 1
+	[ "$got" = "$2" ] || { echo "$1: $got, want $2"; return 1; }
+}
+wsl_install() {
+	out=$(config wsl 2>&1) || { echo "$out"; return 1; }
+	echo "$out"
+	[ "$(installed)" = "rdd-guest-$version-0" ] || { echo "installed: $(installed)"; return 1; }
+	stat_is /usr/sbin/rdd-guest "755 root:root" &&
+		stat_is /usr/lib/systemd/system/rdd-guest.service "644 root:root" &&
+		stat_is /usr/lib/systemd/system-preset/90-rdd-guest.preset "644 root:root" &&
+		stat_is /usr/share/man/man8/rdd-guest.8.gz "644 root:root"
+}
+check "kiwi_profiles=wsl: config.sh installs the RPM with zypper; files in place with their modes" wsl_install
+enabled_by_symlink() {
+	[ -L "$wants" ] || { echo "no $wants"; return 1; }
+	# The link is absolute in the image's namespace; resolve it there.
+	target=$(readlink "$wants")
+	cmp "$root$target" "$root/usr/lib/systemd/system/rdd-guest.service" &&
+		[ "$(is_enabled)" = enabled ]
+}
+check "wsl: rdd-guest.service enabled (symlink in rancher-desktop.target.wants)" enabled_by_symlink
+wsl_again() {
+	out=$(config wsl 2>&1) || { echo "$out"; return 1; }
+	echo "$out"
+	[ "$(installed)" = "rdd-guest-$version-0" ] && [ "$(is_enabled)" = enabled ]
+}
+check "wsl: running config.sh a second time is harmless" wsl_again
+
+# The unit as installed in a systemd root: verify and security.
+verify() {
+	local out
+	# MANPATH: verify runs man(1) on the host for Documentation=man:...,
+	# so point it at the root's man pages.
+	out=$(MANPATH=$root/usr/share/man timeout 120 systemd-analyze verify --root="$root" rdd-guest.service 2>&1)
+	local rc=$?
+	echo "$out"
+	[ "$rc" -eq 0 ] && [ -z "$out" ]
+}
+check "systemd-analyze verify: the installed unit is clean" verify
+security() {
+	local out level
+	out=$(timeout 120 systemd-analyze security --offline=true --root="$root" rdd-guest.service 2>&1)
+	echo "$out" | tail -n 20
+	level=$(sed -n 's/.*Overall exposure level for rdd-guest.service: \([0-9.]*\).*/\1/p' <<<"$out")
+	[ -n "$level" ] || return 1
+	echo "exposure $level"
+	awk -v l="$level" 'BEGIN { exit !(l <= 2.0) }'
+}
+check "systemd-analyze security --offline=true: exposure 2.0 or lower" security
+
+# Upgrades keep the administrator's choice.
+upgrade() { # N
+	cp "${rpms[$1]}" "$root/tmp/" &&
+		in_root rpm -U "/tmp/$(basename "${rpms[$1]}")" &&
+		[ "$(installed)" = "rdd-guest-$version-$1" ]
+}
+if [ -n "${rpms[1]:-}" ] && [ -n "${rpms[2]:-}" ]; then
+	check "rpm -U to release 1 succeeds" upgrade 1
+	check "after the upgrade an enabled unit is still enabled" enabled_by_symlink
+	check "systemctl disable in the image" in_root systemctl disable rdd-guest.service
+	check "rpm -U to release 2 succeeds" upgrade 2
+	still_disabled() {
+		if [ -e "$wants" ] || [ -L "$wants" ]; then echo "$wants came back"; return 1; fi
+		[ "$(is_enabled)" = disabled ] || { echo "is-enabled: $(is_enabled)"; return 1; }
+	}
+	check "after the upgrade a disabled unit stays disabled" still_disabled
+else
+	fail "upgrade tests" "releases 1 and 2 did not build"
+fi
+
+# Erase: files and symlinks gone (enable first, so there is a link to remove).
+erase() {
+	if ! in_root systemctl enable rdd-guest.service || [ ! -L "$wants" ]; then
+		echo "could not enable"
+		return 1
+	fi
+	in_root rpm -e rdd-guest || return 1
+	nothing_installed
+}
+check "rpm -e removes the files and the enablement symlinks" erase
+
+# An image whose own preset disables the unit: the snippet notices.
+image_preset() {
+	mkdir -p "$root/etc/systemd/system-preset"
+	echo 'disable rdd-guest.service' >"$root/etc/systemd/system-preset/00-image.preset"
+	stage "$rpm0"
+	if out=$(config wsl 2>&1); then
+		echo "$out"; echo "config.sh succeeded with the unit disabled"
+		rm -f "$root/etc/systemd/system-preset/00-image.preset"
+		return 1
+	fi
+	rm -f "$root/etc/systemd/system-preset/00-image.preset"
+	echo "$out"
+	grep -q 'ERROR: rdd-guest.service is not enabled' <<<"$out"
+}
+check "wsl: an image preset that disables the unit fails the build loudly" image_preset
+
+finish
