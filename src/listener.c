@@ -83,6 +83,31 @@ static int listener_inherit(struct listener *listener)
 	return 1;
 }
 
+/* socket, bind, listen; on failure one error line naming the address
+ * (listener->description, set by the caller). */
+static int listener_bind(struct listener *listener, const struct sockaddr *addr, socklen_t len)
+{
+	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int err;
+
+	if (fd < 0) {
+		err = errno;
+		log_at(LOG_LEVEL_ERR, "cannot listen on %s: %s%s", listener->description,
+		       strerror(err),
+		       err == EAFNOSUPPORT ? " (is a vsock transport module loaded?)" : "");
+		return -err;
+	}
+	if (bind(fd, addr, len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+		err = errno;
+		log_at(LOG_LEVEL_ERR, "cannot listen on %s: %s", listener->description, strerror(err));
+		close(fd);
+		return -err;
+	}
+	listener->fd = fd;
+	listener->family = addr->sa_family;
+	return 0;
+}
+
 static int listener_bind_vsock(struct listener *listener, uint32_t port)
 {
 	struct sockaddr_vm addr = {
@@ -90,26 +115,9 @@ static int listener_bind_vsock(struct listener *listener, uint32_t port)
 		.svm_cid = VMADDR_CID_ANY,
 		.svm_port = port,
 	};
-	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
-	if (fd < 0) {
-		int err = errno;
-
-		log_at(LOG_LEVEL_ERR, "cannot create a vsock socket: %s%s", strerror(err),
-		       err == EAFNOSUPPORT ? " (is the vsock transport loaded?)" : "");
-		return -err;
-	}
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
-		int err = errno;
-
-		log_at(LOG_LEVEL_ERR, "cannot listen on vsock port %u: %s", port, strerror(err));
-		close(fd);
-		return -err;
-	}
-	listener->fd = fd;
-	listener->family = AF_VSOCK;
 	snprintf(listener->description, sizeof(listener->description), "vsock:%u", port);
-	return 0;
+	return listener_bind(listener, (const struct sockaddr *)&addr, sizeof(addr));
 }
 
 /* A socket file left by a daemon that did not exit cleanly is replaced; one
@@ -144,30 +152,20 @@ static int remove_stale_socket(const char *path)
 static int listener_bind_unix(struct listener *listener, const char *path)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int fd, r;
+	int r = remove_stale_socket(path);
 
-	r = remove_stale_socket(path);
 	if (r < 0) {
 		if (r != -EEXIST && r != -EADDRINUSE)
 			log_at(LOG_LEVEL_ERR, "cannot listen on %s: %s", path, strerror(-r));
 		return r;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
 	strcpy(addr.sun_path, path);
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
-		int err = errno;
-
-		log_at(LOG_LEVEL_ERR, "cannot listen on %s: %s", path, strerror(err));
-		close(fd);
-		return -err;
-	}
-	listener->fd = fd;
-	listener->family = AF_UNIX;
+	snprintf(listener->description, sizeof(listener->description), "unix:%s", path);
+	r = listener_bind(listener, (const struct sockaddr *)&addr, sizeof(addr));
+	if (r < 0)
+		return r;
 	listener->remove_path = true;
 	strcpy(listener->path, path);
-	snprintf(listener->description, sizeof(listener->description), "unix:%s", path);
 	return 0;
 }
 

@@ -141,20 +141,45 @@ static int fail(struct pump_error *error, int fd, int err)
 	return -1;
 }
 
+/* Each system call of the copy, retried on EINTR: bytes moved, or -errno. */
+static ssize_t read_once(int fd, void *buf, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = read(fd, buf, len);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+static ssize_t send_once(int fd, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+static ssize_t splice_once(int in, int out, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = splice(in, NULL, out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
 /* Sends what `pending` holds. 0: sent or would block; -1: failed. */
 static int flush_pending(struct direction *dir, struct pump_error *error)
 {
 	while (dir->pending_len > 0) {
-		ssize_t n = send(dir->dst, dir->pending + dir->pending_off, dir->pending_len,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = send_once(dir->dst, dir->pending + dir->pending_off, dir->pending_len);
 
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno_is_retry(errno))
-				return 0;
-			return fail(error, dir->dst, errno);
-		}
+		if (n < 0)
+			return errno_is_retry((int)-n) ? 0 : fail(error, dir->dst, (int)-n);
 		dir->pending_off += (size_t)n;
 		dir->pending_len -= (size_t)n;
 		dir->bytes += (uint64_t)n;
@@ -189,26 +214,19 @@ static int pump_rw(struct direction *dir, bool readable, bool writable, struct p
 	if (dir->state != DIRECTION_OPEN || dir->pending_len > 0 || !readable)
 		return 0;
 	for (int i = 0; i < READS_PER_ROUND; i++) {
-		ssize_t got = read(dir->src, scratch, SCRATCH_SIZE);
+		ssize_t got = read_once(dir->src, scratch, SCRATCH_SIZE);
 		ssize_t sent;
 
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno_is_retry(errno))
-				return 0;
-			return fail(error, dir->src, errno);
-		}
+		if (got < 0)
+			return errno_is_retry((int)-got) ? 0 : fail(error, dir->src, (int)-got);
 		if (got == 0) {
 			dir->state = DIRECTION_FLUSHING;
 			return 0;
 		}
-		do
-			sent = send(dir->dst, scratch, (size_t)got, MSG_NOSIGNAL | MSG_DONTWAIT);
-		while (sent < 0 && errno == EINTR);
+		sent = send_once(dir->dst, scratch, (size_t)got);
 		if (sent < 0) {
-			if (!errno_is_retry(errno))
-				return fail(error, dir->dst, errno);
+			if (!errno_is_retry((int)-sent))
+				return fail(error, dir->dst, (int)-sent);
 			sent = 0;
 		}
 		dir->bytes += (uint64_t)sent;
@@ -231,12 +249,11 @@ static int fall_back_to_rw(struct direction *dir, struct pump_error *error)
 		if (!dir->pending)
 			return fail(error, dir->dst, ENOMEM);
 		while (have < dir->in_pipe) {
-			ssize_t n = read(dir->pipe_rd, dir->pending + have, dir->in_pipe - have);
+			ssize_t n = read_once(dir->pipe_rd, dir->pending + have, dir->in_pipe - have);
 
-			if (n <= 0 && !(n < 0 && errno == EINTR))
-				return fail(error, dir->dst, n < 0 ? errno : EIO);
-			if (n > 0)
-				have += (size_t)n;
+			if (n <= 0)
+				return fail(error, dir->dst, n < 0 ? (int)-n : EIO);
+			have += (size_t)n;
 		}
 		dir->pending_off = 0;
 		dir->pending_len = have;
@@ -249,23 +266,25 @@ static int fall_back_to_rw(struct direction *dir, struct pump_error *error)
 	return 0;
 }
 
-/* Moves what the pipe holds to dst. 0: all or would block; 1: dst cannot
- * splice (fell back to read/write); -1: failed. */
+/* What a failed splice on `fd` means. 0: would block; 1: the socket cannot
+ * splice, the direction fell back to read/write; -1: failed. */
+static int splice_failed(struct direction *dir, int fd, ssize_t err, struct pump_error *error)
+{
+	if (errno_is_retry((int)-err))
+		return 0;
+	if (err == -EINVAL)
+		return fall_back_to_rw(dir, error) < 0 ? -1 : 1;
+	return fail(error, fd, (int)-err);
+}
+
+/* Moves what the pipe holds to dst; returns as splice_failed does. */
 static int splice_out(struct direction *dir, struct pump_error *error)
 {
 	while (dir->in_pipe > 0) {
-		ssize_t n = splice(dir->pipe_rd, NULL, dir->dst, NULL, dir->in_pipe,
-				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		ssize_t n = splice_once(dir->pipe_rd, dir->dst, dir->in_pipe);
 
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno_is_retry(errno))
-				return 0;
-			if (errno == EINVAL)
-				return fall_back_to_rw(dir, error) < 0 ? -1 : 1;
-			return fail(error, dir->dst, errno);
-		}
+		if (n < 0)
+			return splice_failed(dir, dir->dst, n, error);
 		dir->in_pipe -= (size_t)n;
 		dir->bytes += (uint64_t)n;
 	}
@@ -289,18 +308,10 @@ static int pump_splice(struct direction *dir, bool readable, bool writable,
 	if (dir->state != DIRECTION_OPEN || dir->in_pipe > 0 || !readable)
 		return 0;
 	for (int i = 0; i < READS_PER_ROUND; i++) {
-		ssize_t got = splice(dir->src, NULL, dir->pipe_wr, NULL, SPLICE_CHUNK,
-				     SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		ssize_t got = splice_once(dir->src, dir->pipe_wr, SPLICE_CHUNK);
 
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno_is_retry(errno))
-				return 0;
-			if (errno == EINVAL)
-				return fall_back_to_rw(dir, error) < 0 ? -1 : 1;
-			return fail(error, dir->src, errno);
-		}
+		if (got < 0)
+			return splice_failed(dir, dir->src, got, error);
 		if (got == 0) {
 			dir->state = DIRECTION_FLUSHING;
 			return 0;
