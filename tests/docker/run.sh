@@ -200,20 +200,22 @@ start_dockerd() {
 	wait_for 60 D version >/dev/null 2>&1
 }
 
-start_bridge() {
+start_bridge() {         # start_bridge [rdd-guest options]
+	rdd_starts=$((rdd_starts + 1))
+	rdd_log=$d/rdd.$rdd_starts.log
 	rm -f "$BSOCK"
-	: >"$d/rdd.log"
 	if [ "$MODE" = socat ]; then
-		/usr/bin/socat -t 86400 "UNIX-LISTEN:$BSOCK,fork,backlog=128" "UNIX-CONNECT:$DSOCK" 2>"$d/rdd.log" &
+		/usr/bin/socat -t 86400 "UNIX-LISTEN:$BSOCK,fork,backlog=128" "UNIX-CONNECT:$DSOCK" 2>"$rdd_log" &
 		bridge_pid=$!
 		wait_for 10 test -S "$BSOCK"
 	else
 		"$RDD" --listen "unix:$BSOCK" --backend "$DSOCK" --drain-timeout "$DRAIN" \
-			--log-level debug 2>"$d/rdd.log" &
+			--log-level debug "$@" 2>"$rdd_log" &
 		bridge_pid=$!
-		wait_for 10 grep -qF "<6>listening on unix:$BSOCK" "$d/rdd.log"
+		wait_for 10 grep -qF "<6>listening on unix:$BSOCK" "$rdd_log"
 	fi
 }
+rdd_starts=0
 
 # Our own containerd, so that dockerd never picks up a system one and every
 # process of this suite lives under $d.
@@ -248,246 +250,303 @@ done
 tar -C "$d/rootfs" -c . | D import -c 'ENV PATH=/bin' - "$IMG" >/dev/null 2>"$d/import.err" ||
 	die_setup "docker import of the busybox image failed" "$d/import.err"
 
-start_bridge || die_setup "$MODE did not start listening on $BSOCK" "$d/rdd.log"
+start_bridge || die_setup "$MODE did not start listening on $BSOCK" "$rdd_log"
 echo "# setup $(secs "$t_start" "$(now)")s, mode $MODE, dir $d" >&2
 
-# -------------------------------------------------------- plain API calls --
-run_both version version
-expect_same version 0
+# --------------------------------------------------------------- scenarios --
+# Each takes the copy mode as $1 ("" or "splice"), added to the check names.
 
-# The counters are stable because nothing else uses this dockerd; the
-# runtimes come from a Go map, in any order.
-run_both info info
-expect_same info 0 '/^ Runtimes:/d'
+api_calls() {
+	run_both version version
+	expect_same version 0
 
-# A created-only container and a running one, so that ps and inspect have
-# something to show; "Up N seconds" is the only thing that moves.
-D create --name rdd-created --label rdd=1 "$IMG" echo never started >/dev/null
-D run -d --name rdd-sleeper "$IMG" sleep 600 >/dev/null
-run_both ps ps -a --no-trunc --format '{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.Status}}\t{{.Names}}\t{{.Labels}}'
-expect_same ps 0 's/\tUp [^\t]*\t/\tUp\t/'
+	# The counters are stable because nothing else uses this dockerd; the
+	# runtimes come from a Go map, in any order.
+	run_both info info
+	expect_same info 0 '/^ Runtimes:/d'
+}
 
-run_both images images --no-trunc --digests --format '{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.Size}}'
-expect_same images 0
+# dockerd stopped: the CLI through the bridge fails fast with a connection
+# error, rdd-guest stays up and serves again once dockerd is back. (Early in
+# the run: a restarted dockerd spends half a second per container run so far.)
+dockerd_down() {
+	stop_pid "$dockerd_pid" 30
+	local t0 rc el
+	t0=$(now)
+	T=20 B version >"$o/down.out" 2>&1; rc=$?
+	el=$(secs "$t0" "$(now)")
+	if [ $rc != 0 ] && ge 5 "$el" && grep -Eq 'Cannot connect to the Docker daemon|error during connect' "$o/down.out"; then
+		pass "dockerd down: the CLI fails in ${el}s: $(grep -Eo 'Cannot connect to the Docker daemon|error during connect.*' "$o/down.out" | head -1 | sed "s#$d#TMP#g")"
+	else
+		fail "dockerd down: the CLI fails quickly with a connection error" "exit $rc after ${el}s"
+		note <"$o/down.out"
+	fi
+	alive "$bridge_pid" && pass "dockerd down: $MODE is still running" || fail "dockerd down: $MODE is still running"
+	if [ "$MODE" = rdd-guest ]; then
+		grep -q '^<[34]>.*backend' "$rdd_log" && pass "dockerd down: rdd-guest logged it: $(grep '^<[34]>.*backend' "$rdd_log" | tail -1 | sed "s#$d#TMP#g")" ||
+			fail "dockerd down: rdd-guest logged a warning about the backend"
+	fi
+	start_dockerd || die_setup "dockerd did not come back" "$d/dockerd.log"
+	run_both back version
+	expect_same back 0 && pass "dockerd back: the bridge serves again"
+}
 
-run_both run-echo run --rm "$IMG" echo hello through the bridge
-expect_same run-echo 0 &&
-	{ [ "$(cat "$o/run-echo.b")" = "hello through the bridge" ] && pass "run-echo: prints its words" ||
-		fail "run-echo: prints its words" "got '$(cat "$o/run-echo.b")'"; }
+containers() {
+	# A created-only container and a running one, so that ps and inspect have
+	# something to show; "Up N seconds" is the only thing that moves.
+	D create --name rdd-created --label rdd=1 "$IMG" echo never started >/dev/null
+	D run -d --name rdd-sleeper "$IMG" sleep 600 >/dev/null
+	run_both ps ps -a --no-trunc --format '{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.Status}}\t{{.Names}}\t{{.Labels}}'
+	expect_same ps 0 's/\tUp [^\t]*\t/\tUp\t/'
 
-run_both run-exit-status run --rm "$IMG" sh -c 'echo to stdout; echo to stderr >&2; exit 7'
-expect_same run-exit-status 7
+	run_both images images --no-trunc --digests --format '{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.Size}}'
+	expect_same images 0
 
-run_both inspect-container inspect rdd-created
-expect_same inspect-container 0
-run_both inspect-image inspect "$IMG"
-expect_same inspect-image 0
+	run_both run-echo run --rm "$IMG" echo hello through the bridge
+	expect_same run-echo 0 &&
+		{ [ "$(cat "$o/run-echo.b")" = "hello through the bridge" ] && pass "run-echo: prints its words" ||
+			fail "run-echo: prints its words" "got '$(cat "$o/run-echo.b")'"; }
 
-# ------------------------------------------------------------- half-close --
+	run_both run-exit-status run --rm "$IMG" sh -c 'echo to stdout; echo to stderr >&2; exit 7'
+	expect_same run-exit-status 7
+
+	run_both inspect-container inspect rdd-created
+	expect_same inspect-container 0
+	run_both inspect-image inspect "$IMG"
+	expect_same inspect-image 0
+}
+
 # stdin ends at once; the container reads it only 2 s later and answers after
 # that: the client's half-close must not end the connection.
-echo 'data sent before EOF' >"$d/halfclose.in"
-IN=$d/halfclose.in run_both half-close run -i --rm "$IMG" sh -c 'sleep 2; cat; echo done'
-expect_same half-close 0 &&
-	{ [ "$(cat "$o/half-close.b")" = "$(printf 'data sent before EOF\ndone')" ] &&
-		pass "half-close: data and done arrive after stdin closed" ||
-		fail "half-close: data and done arrive after stdin closed" "got '$(cat "$o/half-close.b")'"; }
+half_close() {
+	local n=half-close${1:+-$1}
+	echo 'data sent before EOF' >"$d/halfclose.in"
+	IN=$d/halfclose.in run_both "$n" run -i --rm "$IMG" sh -c 'sleep 2; cat; echo done'
+	expect_same "$n" 0 &&
+		{ [ "$(cat "$o/$n.b")" = "$(printf 'data sent before EOF\ndone')" ] &&
+			pass "$n: data and done arrive after stdin closed" ||
+			fail "$n: data and done arrive after stdin closed" "got '$(cat "$o/$n.b")'"; }
 
-# 16 MiB through stdin and a checksum back: the whole stream, then EOF.
-head -c 16M /dev/urandom >"$d/stdin.bin"
-want=$(sha256sum <"$d/stdin.bin" | cut -d' ' -f1)
-IN=$d/stdin.bin run_both stdin-16m run -i --rm "$IMG" sha256sum
-expect_same stdin-16m 0 &&
-	{ [ "$(cut -d' ' -f1 "$o/stdin-16m.b")" = "$want" ] && pass "stdin-16m: checksum matches" ||
-		fail "stdin-16m: checksum matches" "got $(cat "$o/stdin-16m.b")"; }
+	# 16 MiB through stdin and a checksum back: the whole stream, then EOF.
+	n=stdin-16m${1:+-$1}
+	head -c 16M /dev/urandom >"$d/stdin.bin"
+	local want
+	want=$(sha256sum <"$d/stdin.bin" | cut -d' ' -f1)
+	IN=$d/stdin.bin run_both "$n" run -i --rm "$IMG" sha256sum
+	expect_same "$n" 0 &&
+		{ [ "$(cut -d' ' -f1 "$o/$n.b")" = "$want" ] && pass "$n: checksum matches" ||
+			fail "$n: checksum matches" "got $(cat "$o/$n.b")"; }
+	rm -f "$d/stdin.bin"
+}
 
-# ------------------------------------------------------------------- exec --
-printf 'one\ntwo\n' >"$d/exec.in"
-IN=$d/exec.in run_both exec-stdin exec -i rdd-sleeper sh -c 'cat; echo end of exec'
-expect_same exec-stdin 0 &&
-	{ [ "$(cat "$o/exec-stdin.b")" = "$(printf 'one\ntwo\nend of exec')" ] && pass "exec-stdin: piped input came back" ||
-		fail "exec-stdin: piped input came back" "got '$(cat "$o/exec-stdin.b")'"; }
+exec_stdin() {
+	local n=exec-stdin${1:+-$1}
+	printf 'one\ntwo\n' >"$d/exec.in"
+	IN=$d/exec.in run_both "$n" exec -i rdd-sleeper sh -c 'cat; echo end of exec'
+	expect_same "$n" 0 &&
+		{ [ "$(cat "$o/$n.b")" = "$(printf 'one\ntwo\nend of exec')" ] && pass "$n: piped input came back" ||
+			fail "$n: piped input came back" "got '$(cat "$o/$n.b")'"; }
 
-run_both exec-no-stdin exec rdd-sleeper sh -c 'echo no stdin here; echo and stderr >&2; exit 3'
-expect_same exec-no-stdin 3
+	n=exec-no-stdin${1:+-$1}
+	run_both "$n" exec rdd-sleeper sh -c 'echo no stdin here; echo and stderr >&2; exit 3'
+	expect_same "$n" 3
+}
 
-# ----------------------------------------------------------------- attach --
-# The container waits for /tmp/go, which is made only once the attach is seen
-# by dockerd (its "attach" event), so everything it prints comes after attach.
-attach_test() {     # attach_test d|b
-	local via=$1 name=rdd-attach-$1 since
+# The container waits for /tmp/go, which is made only once dockerd has seen the
+# attach (its "attach" event), so everything it prints comes after attach.
+attach_one() {     # attach_one NAME d|b
+	local n=$1 via=$2 c=rdd-attach-$2 since apid
 	since=$(date +%s)
-	D run -d --name "$name" "$IMG" sh -c \
+	D run -d --name "$c" "$IMG" sh -c \
 		'while [ ! -e /tmp/go ]; do sleep 0.1; done; echo printed after attach; echo second line >&2; exit 5' >/dev/null
-	if [ "$via" = d ]; then D attach "$name"; else B attach "$name"; fi \
-		>"$o/attach.$via" 2>"$o/attach.$via.err" </dev/null &
-	local apid=$!
+	if [ "$via" = d ]; then D attach "$c"; else B attach "$c"; fi \
+		>"$o/$n.$via" 2>"$o/$n.$via.err" </dev/null &
+	apid=$!
 	bg_pids+=("$apid")
 	wait_for 20 sh -c "timeout 5 $DOCKER -H unix://$DSOCK events --since $since --until \$(date +%s.%N) \
-		--filter container=$name --filter event=attach --format x | grep -q x"
-	D exec "$name" touch /tmp/go
-	wait "$apid"; echo $? >"$o/attach.$via.rc"
-	D rm -f "$name" >/dev/null
+		--filter container=$c --filter event=attach --format x | grep -q x"
+	D exec "$c" touch /tmp/go
+	wait "$apid"; echo $? >"$o/$n.$via.rc"
+	D rm -f "$c" >/dev/null
 }
-attach_test d
-attach_test b
-expect_same attach 5 &&
-	{ [ "$(cat "$o/attach.b")" = "printed after attach" ] && grep -qx 'second line' "$o/attach.b.err" &&
-		pass "attach: output printed after attach arrives, exit status carried" ||
-		fail "attach: output printed after attach arrives" "got '$(cat "$o/attach.b")'"; }
+attach() {
+	local n=attach${1:+-$1}
+	attach_one "$n" d
+	attach_one "$n" b
+	expect_same "$n" 5 &&
+		{ [ "$(cat "$o/$n.b")" = "printed after attach" ] && grep -qx 'second line' "$o/$n.b.err" &&
+			pass "$n: output printed after attach arrives, exit status carried" ||
+			fail "$n: output printed after attach arrives" "got '$(cat "$o/$n.b")'"; }
+}
 
-# ----------------------------------------------------------------- events --
 # Two listeners, direct and bridged; once dockerd counts both, another command
 # creates a container; both listeners must report it.
-base=$(D info --format '{{.NEventsListener}}')
-fmt='{{.Type}} {{.Action}} {{.Actor.Attributes.name}}'
-D events --filter container=rdd-evt --format "$fmt" >"$o/events.d" 2>"$o/events.d.err" &
-bg_pids+=($!); ev_d=$!
-B events --filter container=rdd-evt --format "$fmt" >"$o/events.b" 2>"$o/events.b.err" &
-bg_pids+=($!); ev_b=$!
-if wait_for 20 sh -c "[ \$(timeout 5 $DOCKER -H unix://$DSOCK info --format '{{.NEventsListener}}') -ge $((base + 2)) ]"; then
-	D create --name rdd-evt "$IMG" true >/dev/null
-	t0=$(now)
-	if wait_for 10 grep -qx 'container create rdd-evt' "$o/events.b"; then
-		pass "events: bridged listener got the create event after $(secs "$t0" "$(now)")s"
+events() {
+	local base fmt ev_d ev_b t0
+	base=$(D info --format '{{.NEventsListener}}')
+	fmt='{{.Type}} {{.Action}} {{.Actor.Attributes.name}}'
+	D events --filter container=rdd-evt --format "$fmt" >"$o/events.d" 2>"$o/events.d.err" &
+	ev_d=$!; bg_pids+=("$ev_d")
+	B events --filter container=rdd-evt --format "$fmt" >"$o/events.b" 2>"$o/events.b.err" &
+	ev_b=$!; bg_pids+=("$ev_b")
+	if wait_for 20 sh -c "[ \$(timeout 5 $DOCKER -H unix://$DSOCK info --format '{{.NEventsListener}}') -ge $((base + 2)) ]"; then
+		D create --name rdd-evt "$IMG" true >/dev/null
+		t0=$(now)
+		if wait_for 10 grep -qx 'container create rdd-evt' "$o/events.b"; then
+			pass "events: bridged listener got the create event after $(secs "$t0" "$(now)")s"
+		else
+			fail "events: bridged listener got the create event" "$(cat "$o/events.b" "$o/events.b.err")"
+		fi
+		wait_for 10 grep -qx 'container create rdd-evt' "$o/events.d"
 	else
-		fail "events: bridged listener got the create event" "$(cat "$o/events.b" "$o/events.b.err")"
+		fail "events: both listeners registered" "NEventsListener did not reach $((base + 2))"
 	fi
-	wait_for 10 grep -qx 'container create rdd-evt' "$o/events.d"
-else
-	fail "events: both listeners registered" "NEventsListener did not reach $((base + 2))"
-fi
-kill "$ev_d" "$ev_b" 2>/dev/null; wait "$ev_d" "$ev_b" 2>/dev/null
-cmp -s "$o/events.d" "$o/events.b" && [ -s "$o/events.b" ] && pass "events: same as direct" ||
-	{ fail "events: same as direct"; diff -u "$o/events.d" "$o/events.b" | note; }
-D rm -f rdd-evt >/dev/null
+	kill "$ev_d" "$ev_b" 2>/dev/null; wait "$ev_d" "$ev_b" 2>/dev/null
+	cmp -s "$o/events.d" "$o/events.b" && [ -s "$o/events.b" ] && pass "events: same as direct" ||
+		{ fail "events: same as direct"; diff -u "$o/events.d" "$o/events.b" | note; }
+	D rm -f rdd-evt >/dev/null
+}
 
-# -------------------------------------------------------------- bulk data --
-T=180
-head -c "$BIG" /dev/urandom >"$d/big.bin"
-want=$(sha256sum <"$d/big.bin" | cut -d' ' -f1)
-t0=$(now)
-if B cp "$d/big.bin" rdd-sleeper:/tmp/big.bin 2>"$o/cp-in.err"; then
-	pass "cp-in: $BIG into a container ($(secs "$t0" "$(now)")s)"
-else
-	fail "cp-in: $BIG into a container" "$(cat "$o/cp-in.err")"
-fi
-got=$(D exec rdd-sleeper sha256sum /tmp/big.bin | cut -d' ' -f1)
-[ "$got" = "$want" ] && pass "cp-in: checksum inside the container matches" ||
-	fail "cp-in: checksum inside the container matches" "got '$got'"
-t0=$(now)
-B cp rdd-sleeper:/tmp/big.bin "$d/big.out.b" 2>"$o/cp-out.err"; rc=$?
-el=$(secs "$t0" "$(now)")
-D cp rdd-sleeper:/tmp/big.bin "$d/big.out.d" 2>/dev/null
-got=$(sha256sum <"$d/big.out.b" 2>/dev/null | cut -d' ' -f1)
-[ $rc = 0 ] && [ "$got" = "$want" ] && cmp -s "$d/big.out.b" "$d/big.out.d" &&
-	pass "cp-out: $BIG back out, checksum matches, same as direct (${el}s)" ||
-	fail "cp-out: $BIG back out" "exit $rc, sha256 '$got' $(cat "$o/cp-out.err")"
-rm -f "$d/big.out.b" "$d/big.out.d"
+# docker cp of a $BIG random file in and back out, through the bridge.
+copy() {
+	local n=cp${1:+-$1} want got t0 rc el T=180
+	head -c "$BIG" /dev/urandom >"$d/big.bin"
+	want=$(sha256sum <"$d/big.bin" | cut -d' ' -f1)
+	t0=$(now)
+	if B cp "$d/big.bin" rdd-sleeper:/tmp/big.bin 2>"$o/$n-in.err"; then
+		pass "$n-in: $BIG into a container ($(secs "$t0" "$(now)")s)"
+	else
+		fail "$n-in: $BIG into a container" "$(cat "$o/$n-in.err")"
+	fi
+	got=$(D exec rdd-sleeper sha256sum /tmp/big.bin | cut -d' ' -f1)
+	[ "$got" = "$want" ] && pass "$n-in: checksum inside the container matches" ||
+		fail "$n-in: checksum inside the container matches" "got '$got'"
+	t0=$(now)
+	B cp rdd-sleeper:/tmp/big.bin "$d/big.out.b" 2>"$o/$n-out.err"; rc=$?
+	el=$(secs "$t0" "$(now)")
+	D cp rdd-sleeper:/tmp/big.bin "$d/big.out.d" 2>/dev/null
+	got=$(sha256sum <"$d/big.out.b" 2>/dev/null | cut -d' ' -f1)
+	[ $rc = 0 ] && [ "$got" = "$want" ] && cmp -s "$d/big.out.b" "$d/big.out.d" &&
+		pass "$n-out: $BIG back out, checksum matches, same as direct (${el}s)" ||
+		fail "$n-out: $BIG back out" "exit $rc, sha256 '$got' $(cat "$o/$n-out.err")"
+	rm -f "$d/big.out.b" "$d/big.out.d"
+	D exec rdd-sleeper rm -f /tmp/big.bin
+}
 
 # docker build with a $BIG context, with the classic builder and with BuildKit
 # (BuildKit adds the /session and /grpc upgrades of the modern CLI).
-mkdir -p "$d/ctx"
-mv "$d/big.bin" "$d/ctx/big.bin"
-printf 'FROM %s\nCOPY big.bin /big.bin\nRUN sha256sum /big.bin > /big.sum\n' "$IMG" >"$d/ctx/Dockerfile"
-for builder in classic buildkit; do
-	bk=0; [ $builder = buildkit ] && bk=1
-	for via in d b; do
-		t0=$(now)
-		if [ $via = d ]; then
-			DOCKER_BUILDKIT=$bk D build --network none -q -t "rdd-big-$builder-$via" "$d/ctx"
+build() {
+	local builder bk via t0 el got got_d want T=180
+	mkdir -p "$d/ctx"
+	head -c "$BIG" /dev/urandom >"$d/ctx/big.bin"
+	want=$(sha256sum <"$d/ctx/big.bin" | cut -d' ' -f1)
+	printf 'FROM %s\nCOPY big.bin /big.bin\nRUN sha256sum /big.bin > /big.sum\n' "$IMG" >"$d/ctx/Dockerfile"
+	for builder in classic buildkit; do
+		bk=0; [ $builder = buildkit ] && bk=1
+		for via in d b; do
+			t0=$(now)
+			if [ $via = d ]; then
+				DOCKER_BUILDKIT=$bk D build --network none -q -t "rdd-big-$builder-$via" "$d/ctx"
+			else
+				DOCKER_BUILDKIT=$bk B build --network none -q -t "rdd-big-$builder-$via" "$d/ctx"
+			fi >"$o/build-$builder.$via" 2>"$o/build-$builder.$via.err"
+			echo $? >"$o/build-$builder.$via.rc"
+			el=$(secs "$t0" "$(now)")
+		done
+		got=$(D run --rm "rdd-big-$builder-b" cat /big.sum 2>&1 | cut -d' ' -f1)
+		got_d=$(D run --rm "rdd-big-$builder-d" cat /big.sum 2>&1 | cut -d' ' -f1)
+		if [ "$(cat "$o/build-$builder.b.rc")" = 0 ] && [ "$got" = "$want" ] && [ "$got_d" = "$got" ]; then
+			pass "build-$builder: $BIG context, file checksum in the image matches, same as direct (${el}s)"
 		else
-			DOCKER_BUILDKIT=$bk B build --network none -q -t "rdd-big-$builder-$via" "$d/ctx"
-		fi >"$o/build-$builder.$via" 2>"$o/build-$builder.$via.err"
-		echo $? >"$o/build-$builder.$via.rc"
-		el=$(secs "$t0" "$(now)")
+			fail "build-$builder: $BIG context" "exit $(cat "$o/build-$builder.b.rc"), sum '$got', direct '$got_d'"
+			tail -5 "$o/build-$builder.b.err" | note
+		fi
 	done
-	got=$(D run --rm "rdd-big-$builder-b" cat /big.sum 2>&1 | cut -d' ' -f1)
-	got_d=$(D run --rm "rdd-big-$builder-d" cat /big.sum 2>&1 | cut -d' ' -f1)
-	if [ "$(cat "$o/build-$builder.b.rc")" = 0 ] && [ "$got" = "$want" ] && [ "$got_d" = "$got" ]; then
-		pass "build-$builder: $BIG context, file checksum in the image matches, same as direct (${el}s)"
-	else
-		fail "build-$builder: $BIG context" "exit $(cat "$o/build-$builder.b.rc"), sum '$got', direct '$got_d'"
-		tail -5 "$o/build-$builder.b.err" | note
-	fi
-done
-rm -rf "$d/ctx"
+	rm -rf "$d/ctx"
+	D rmi rdd-big-classic-d rdd-big-buildkit-d rdd-big-buildkit-b >/dev/null 2>&1
+}
 
-# save | load of the classic-built image (busybox + a $BIG layer).
-SIMG=rdd-big-classic-b
-id_before=$(D inspect --format '{{.Id}} {{.RootFS.Layers}}' "$SIMG")
-D save "$SIMG" | sha256sum | cut -d' ' -f1 >"$o/save.d"
-t0=$(now)
-B save "$SIMG" 2>"$o/save.b.err" | tee "$d/save.tar" | sha256sum | cut -d' ' -f1 >"$o/save.b"
-el=$(secs "$t0" "$(now)")
-cmp -s "$o/save.d" "$o/save.b" && [ -s "$d/save.tar" ] &&
-	pass "save: $(du -m "$d/save.tar" | cut -f1) MiB archive, same sha256 as direct (${el}s)" ||
-	fail "save: same sha256 as direct" "direct $(cat "$o/save.d"), bridge $(cat "$o/save.b") $(cat "$o/save.b.err")"
-D rmi rdd-big-classic-b rdd-big-classic-d >/dev/null 2>&1
-if D image inspect "$SIMG" >/dev/null 2>&1; then
-	fail "load: image removed before loading"
-else
+# save | load of the image built above (busybox + a $BIG layer).
+save_load() {
+	local n=save${1:+-$1} simg=rdd-big-classic-b id_before id_after t0 el rc T=180
+	id_before=$(D inspect --format '{{.Id}} {{.RootFS.Layers}}' "$simg")
+	D save "$simg" | sha256sum | cut -d' ' -f1 >"$o/$n.d"
 	t0=$(now)
-	B load <"$d/save.tar" >"$o/load.b" 2>"$o/load.b.err"; rc=$?
+	B save "$simg" 2>"$o/$n.b.err" | tee "$d/save.tar" | sha256sum | cut -d' ' -f1 >"$o/$n.b"
 	el=$(secs "$t0" "$(now)")
-	id_after=$(D inspect --format '{{.Id}} {{.RootFS.Layers}}' "$SIMG" 2>&1)
-	[ $rc = 0 ] && [ "$id_after" = "$id_before" ] &&
-		pass "load: image back with the same ID and layer digests (${el}s)" ||
-		fail "load: image back with the same ID and layer digests" "exit $rc, '$id_after' vs '$id_before'"
-	# The same archive piped straight from save into load, both bridged.
-	B save "$SIMG" 2>/dev/null | B load >"$o/pipe-load.b" 2>&1; rc=$?
-	grep -qx "Loaded image: $SIMG:latest" "$o/pipe-load.b" && [ $rc = 0 ] &&
-		pass "save|load: piped through the bridge both ways" ||
-		fail "save|load: piped through the bridge both ways" "exit $rc $(cat "$o/pipe-load.b")"
-fi
-rm -f "$d/save.tar"
-T=60
+	cmp -s "$o/$n.d" "$o/$n.b" && [ -s "$d/save.tar" ] &&
+		pass "$n: $(du -m "$d/save.tar" | cut -f1) MiB archive, same sha256 as direct (${el}s)" ||
+		fail "$n: same sha256 as direct" "direct $(cat "$o/$n.d"), bridge $(cat "$o/$n.b") $(cat "$o/$n.b.err")"
+	n=load${1:+-$1}
+	D rmi "$simg" >/dev/null 2>&1
+	if D image inspect "$simg" >/dev/null 2>&1; then
+		fail "$n: image removed before loading"
+	else
+		t0=$(now)
+		B load <"$d/save.tar" >"$o/$n.b" 2>"$o/$n.b.err"; rc=$?
+		el=$(secs "$t0" "$(now)")
+		id_after=$(D inspect --format '{{.Id}} {{.RootFS.Layers}}' "$simg" 2>&1)
+		[ $rc = 0 ] && [ "$id_after" = "$id_before" ] &&
+			pass "$n: image back with the same ID and layer digests (${el}s)" ||
+			fail "$n: image back with the same ID and layer digests" "exit $rc, '$id_after' vs '$id_before'"
+	fi
+	# Straight from save into load, both bridged, no file between.
+	n=save-pipe-load${1:+-$1}
+	B save "$simg" 2>/dev/null | B load >"$o/$n.b" 2>&1; rc=$?
+	grep -qx "Loaded image: $simg:latest" "$o/$n.b" && [ $rc = 0 ] &&
+		pass "$n: docker save | docker load, both through the bridge" ||
+		fail "$n: docker save | docker load, both through the bridge" "exit $rc $(cat "$o/$n.b")"
+	rm -f "$d/save.tar"
+}
 
-# ------------------------------------------------------------ concurrency --
-t0=$(now)
-pids=()
-for i in $(seq 1 20); do
-	T=120 B run --rm "$IMG" sh -c "echo run $i" >"$o/conc.$i" 2>&1 &
-	pids+=($!)
-done
-bad=0
-for i in $(seq 1 20); do
-	wait "${pids[$((i - 1))]}" && [ "$(cat "$o/conc.$i")" = "run $i" ] || { bad=$((bad + 1)); head -3 "$o/conc.$i" | note; }
-done
-[ $bad = 0 ] && pass "concurrent: 20 docker run --rm at once all succeeded ($(secs "$t0" "$(now)")s)" ||
-	fail "concurrent: 20 docker run --rm at once" "$bad failed"
+concurrent() {
+	local t0 i bad=0 pids=()
+	t0=$(now)
+	for i in $(seq 1 20); do
+		T=120 B run --rm "$IMG" sh -c "echo run $i" >"$o/conc.$i" 2>&1 &
+		pids+=($!)
+	done
+	for i in $(seq 1 20); do
+		wait "${pids[$((i - 1))]}" && [ "$(cat "$o/conc.$i")" = "run $i" ] || { bad=$((bad + 1)); head -3 "$o/conc.$i" | note; }
+	done
+	[ $bad = 0 ] && pass "concurrent: 20 docker run --rm at once all succeeded ($(secs "$t0" "$(now)")s)" ||
+		fail "concurrent: 20 docker run --rm at once" "$bad failed"
+}
 
-# ---------------------------------------------------------- logs -f, drain --
 # A container prints a line a second. Lines must arrive one by one as printed,
 # not in a burst. Then SIGTERM to the bridge while the stream is open: the
 # stream goes on during the drain, ends with EOF after it, docker exits
 # without a connection reset, and new connections are refused meanwhile.
-D run -d --name rdd-ticker "$IMG" sh -c 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done' >/dev/null
 stamp() { while IFS= read -r l; do echo "$EPOCHREALTIME $l"; done; }
-(
-	T=60 B logs -f rdd-ticker 2>"$o/logs.err"; echo $? >"$o/logs.rc"
-) | stamp >"$o/logs.b" &
-logs_pid=$!
-bg_pids+=("$logs_pid")
-wait_for 15 sh -c "[ \$(grep -c tick '$o/logs.b') -ge 6 ]"
-head -n 6 "$o/logs.b" >"$o/logs.b6"      # the stream goes on meanwhile
-# Arrival times of lines 3 to 6 (the first ones may have been printed before
-# the client came, and arrive together): each about a second after the last.
-if awk 'NR > 1 { n++; gap = $1 - prev; if (gap < 0.5 || gap > 1.6) bad++ } { prev = $1 }
-	END { exit !(n == 3 && bad == 0) }' <(sed -n 3,6p "$o/logs.b6"); then
-	pass "logs -f: lines arrive one a second as printed"
-else
-	fail "logs -f: lines arrive one a second as printed"; note <"$o/logs.b6"
-fi
-D logs rdd-ticker 2>/dev/null | head -n 6 >"$o/logs.d6"
-cut -d' ' -f2- "$o/logs.b6" | cmp -s - "$o/logs.d6" &&
-	pass "logs -f: same lines as direct docker logs" ||
-	{ fail "logs -f: same lines as direct docker logs"; diff <(cut -d' ' -f2- "$o/logs.b6") "$o/logs.d6" | note; }
+logs_and_drain() {
+	local logs_pid t_term t0 rc el after
+	D run -d --name rdd-ticker "$IMG" sh -c 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done' >/dev/null
+	(
+		T=60 B logs -f rdd-ticker 2>"$o/logs.err"; echo $? >"$o/logs.rc"
+	) | stamp >"$o/logs.b" &
+	logs_pid=$!
+	bg_pids+=("$logs_pid")
+	wait_for 15 sh -c "[ \$(grep -c tick '$o/logs.b') -ge 6 ]"
+	head -n 6 "$o/logs.b" >"$o/logs.b6"      # the stream goes on meanwhile
+	# Arrival times of lines 3 to 6 (the first ones may have been printed before
+	# the client came, and arrive together): each about a second after the last.
+	if awk 'NR > 1 { n++; gap = $1 - prev; if (gap < 0.5 || gap > 1.6) bad++ } { prev = $1 }
+		END { exit !(n == 3 && bad == 0) }' <(sed -n 3,6p "$o/logs.b6"); then
+		pass "logs -f: lines arrive one a second as printed"
+	else
+		fail "logs -f: lines arrive one a second as printed"; note <"$o/logs.b6"
+	fi
+	D logs rdd-ticker 2>/dev/null | head -n 6 >"$o/logs.d6"
+	cut -d' ' -f2- "$o/logs.b6" | cmp -s - "$o/logs.d6" &&
+		pass "logs -f: same lines as direct docker logs" ||
+		{ fail "logs -f: same lines as direct docker logs"; diff <(cut -d' ' -f2- "$o/logs.b6") "$o/logs.d6" | note; }
 
-if [ "$MODE" = socat ]; then
-	skip "drain: SIGTERM during logs -f" "socat does not drain"
-	kill "$logs_pid" 2>/dev/null; wait "$logs_pid" 2>/dev/null
-else
+	if [ "$MODE" = socat ]; then
+		skip "drain: SIGTERM during logs -f" "socat does not drain"
+		kill "$logs_pid" 2>/dev/null; wait "$logs_pid" 2>/dev/null
+		D rm -f rdd-ticker >/dev/null
+		return
+	fi
 	t_term=$(now)
 	kill -TERM "$bridge_pid"
 	sleep 0.5
@@ -499,20 +558,21 @@ else
 		pass "drain: a new client is refused while draining (${el}s)" ||
 		fail "drain: a new client is refused while draining" "exit $rc after ${el}s: $(head -2 "$o/drain-new.out")"
 	if wait_gone "$logs_pid" $((DRAIN + 10)); then
-		t_end=$(now)
-		el=$(secs "$t_term" "$t_end")
+		el=$(secs "$t_term" "$(now)")
 		after=$(awk -v t="$t_term" '$1 > t' "$o/logs.b" | wc -l)
 		rc=$(cat "$o/logs.rc" 2>/dev/null)
-		# the stream lives on through the drain and ends within a second or two after it
+		# The stream lives on through the drain and ends within a few seconds after.
 		if ge "$el" $((DRAIN - 1)) && ge $((DRAIN + 3)) "$el" && [ "$after" -ge $((DRAIN - 1)) ]; then
 			pass "drain: logs -f went on for the drain ($after lines) and ended after ${el}s"
 		else
 			fail "drain: logs -f went on for the drain and ended after it" "ended after ${el}s, $after lines during the drain"
 		fi
+		# The bridge ends the byte stream with EOF; the chunked HTTP body is cut
+		# short, which the CLI reports as "unexpected EOF". A reset would be a bug.
 		if grep -qi 'reset' "$o/logs.err"; then
-			fail "drain: docker logs ends without a connection reset" "exit $rc: $(cat "$o/logs.err")"
+			fail "drain: docker logs ends with EOF, not a connection reset" "exit $rc: $(cat "$o/logs.err")"
 		else
-			pass "drain: docker logs ends without a connection reset (exit $rc${rc:+, }$(head -c 80 "$o/logs.err" | tr '\n' ' '))"
+			pass "drain: docker logs ends with EOF, not a connection reset (exit $rc${rc:+, }$(head -c 80 "$o/logs.err" | tr '\n' ' '))"
 		fi
 	else
 		fail "drain: logs -f ended within $((DRAIN + 10))s of SIGTERM"
@@ -525,46 +585,62 @@ else
 	else
 		fail "drain: rdd-guest exited within $((DRAIN + 5))s of SIGTERM"
 	fi
-	start_bridge || die_setup "rdd-guest did not start again" "$d/rdd.log"
-fi
-D rm -f rdd-ticker >/dev/null
+	D rm -f rdd-ticker >/dev/null
+}
 
-# ------------------------------------------------------ dockerd goes away --
-D rm -f $(D ps -aq) >/dev/null 2>&1
-stop_pid "$dockerd_pid" 30
-t0=$(now)
-T=20 B version >"$o/down.out" 2>&1; rc=$?
-el=$(secs "$t0" "$(now)")
-if [ $rc != 0 ] && ge 5 "$el" && grep -Eq 'Cannot connect to the Docker daemon|error during connect' "$o/down.out"; then
-	pass "dockerd down: the CLI fails in ${el}s with: $(grep -Eo 'Cannot connect to the Docker daemon|error during connect[^ ]*' "$o/down.out" | head -1)"
-else
-	fail "dockerd down: the CLI fails quickly with a Cannot connect error" "exit $rc after ${el}s"
-fi
-sed 's/^/#   client: /' "$o/down.out" >&2
-alive "$bridge_pid" && pass "dockerd down: $MODE is still running" || fail "dockerd down: $MODE is still running"
-start_dockerd || die_setup "dockerd did not come back" "$d/dockerd.log"
-run_both back version
-expect_same back 0 && pass "dockerd back: the bridge serves again"
+# A raw HTTP/1.1 upgrade (Upgrade: tcp on /containers/{id}/attach) carries data
+# both ways after the 101 and a half-close, the same as direct.
+raw_upgrade() {
+	local n=upgrade${1:+-$1} via sock
+	for via in d b; do
+		sock=$DSOCK; [ $via = b ] && sock=$BSOCK
+		timeout -k 5 60 "$PY" "$HERE/upgrade.py" "$sock" "$IMG" "rdd-$n-$via" >"$o/$n.$via" 2>"$o/$n.$via.err"
+		echo $? >"$o/$n.$via.rc"
+	done
+	if [ "$(cat "$o/$n.b.rc")" = 0 ] && cmp -s "$o/$n.d" "$o/$n.b"; then
+		pass "$n: raw Upgrade: tcp attach carries data both ways and a half-close, same as direct"
+	else
+		fail "$n: raw Upgrade: tcp attach" "exit $(cat "$o/$n.b.rc")"
+		diff -u "$o/$n.d" "$o/$n.b" | note
+		note <"$o/$n.b.err"
+	fi
+}
 
-# ------------------------------------------------------------ raw upgrade --
-for via in d b; do
-	sock=$DSOCK; [ $via = b ] && sock=$BSOCK
-	timeout -k 5 60 "$PY" "$HERE/upgrade.py" "$sock" "$IMG" "rdd-upgrade-$via" >"$o/upgrade.$via" 2>"$o/upgrade.$via.err"
-	echo $? >"$o/upgrade.$via.rc"
-done
-if [ "$(cat "$o/upgrade.b.rc")" = 0 ] && cmp -s "$o/upgrade.d" "$o/upgrade.b"; then
-	pass "upgrade: raw Upgrade: tcp attach carries data both ways and a half-close, same as direct"
-else
-	fail "upgrade: raw Upgrade: tcp attach" "exit $(cat "$o/upgrade.b.rc")"
-	diff -u "$o/upgrade.d" "$o/upgrade.b" | note
-	note <"$o/upgrade.b.err"
-fi
+closed_lines() {        # the per-connection debug line, one per relayed connection
+	[ "$MODE" = rdd-guest ] || return 0
+	local n
+	n=$(grep -c '^<7>closed peer' "$rdd_log")
+	[ "$n" -gt 0 ] && pass "rdd-guest log${1:+ ($1)}: a debug line per closed connection ($n)" ||
+		fail "rdd-guest log${1:+ ($1)}: debug lines for closed connections" "none in $rdd_log"
+}
 
-# ---------------------------------------------------------------- the log --
+# ------------------------------------------------------------------- run --
+api_calls
+dockerd_down
+containers
+half_close
+exec_stdin
+attach
+events
+copy
+build
+save_load
+concurrent
+raw_upgrade
+closed_lines
+logs_and_drain
+
+# The bytes-moving scenarios once more with rdd-guest copying through
+# splice(2) (the first pass used its default copy).
 if [ "$MODE" = rdd-guest ]; then
-	n=$(grep -c '^<7>closed peer' "$d/rdd.log")
-	[ "$n" -gt 0 ] && pass "rdd-guest log: one debug line per closed connection ($n since restart)" ||
-		fail "rdd-guest log: debug lines for closed connections" "none in $d/rdd.log"
+	start_bridge --splice || die_setup "rdd-guest --splice did not start" "$rdd_log"
+	half_close splice
+	exec_stdin splice
+	attach splice
+	copy splice
+	save_load splice
+	raw_upgrade splice
+	closed_lines splice
 fi
 
 echo "# total $(secs "$t_start" "$(now)")s" >&2
