@@ -16,6 +16,8 @@
 #                             itself; the drain scenario is then skipped)
 #   RDD_DOCKER_KEEP=1         keep the temporary directory for inspection
 
+# "test && pass ... || fail ..." is fine here: pass and fail always succeed.
+# shellcheck disable=SC2015
 set -u
 export LC_ALL=C
 
@@ -107,8 +109,8 @@ cleanup() {
 	stop_pid "$bridge_pid" 5
 	if alive "$dockerd_pid"; then
 		local ids
-		ids=$(timeout 20 "$DOCKER" -H "unix://$DSOCK" ps -aq 2>/dev/null)
-		[ -n "$ids" ] && timeout 60 "$DOCKER" -H "unix://$DSOCK" rm -f $ids >/dev/null 2>&1
+		mapfile -t ids < <(timeout 20 "$DOCKER" -H "unix://$DSOCK" ps -aq 2>/dev/null)
+		[ ${#ids[@]} -gt 0 ] && timeout 60 "$DOCKER" -H "unix://$DSOCK" rm -f "${ids[@]}" >/dev/null 2>&1
 	fi
 	stop_pid "$dockerd_pid" 30
 	stop_pid "$ctd_pid" 15
@@ -116,12 +118,11 @@ cleanup() {
 	# (containerd shims), was started by this suite.
 	local p f
 	for f in /sys/fs/cgroup/*"$CGROUP_PARENT"/*/cgroup.procs /sys/fs/cgroup/*/"$CGROUP_PARENT"/*/cgroup.procs; do
-		[ -r "$f" ] && for p in $(cat "$f"); do kill -KILL "$p" 2>/dev/null; done
+		[ -r "$f" ] && while read -r p; do kill -KILL "$p" 2>/dev/null; done <"$f"
 	done
-	for f in /proc/[0-9]*/cmdline; do
+	grep -laFf <(echo "$d/") /proc/[0-9]*/cmdline 2>/dev/null | while read -r f; do
 		p=${f#/proc/}; p=${p%/cmdline}
-		[ "$p" = $$ ] && continue
-		{ tr '\0' ' ' <"$f" | grep -qF "$d/" && kill -KILL "$p"; } 2>/dev/null
+		[ "$p" = $$ ] || kill -KILL "$p" 2>/dev/null
 	done
 	sleep 0.2
 	# Mounts dockerd left behind (overlays, shm, netns), deepest first.
@@ -520,6 +521,7 @@ concurrent() {
 stamp() { while IFS= read -r l; do echo "$EPOCHREALTIME $l"; done; }
 logs_and_drain() {
 	local logs_pid t_term t0 rc el after
+	# shellcheck disable=SC2016  # $i is the container shell's
 	D run -d --name rdd-ticker "$IMG" sh -c 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done' >/dev/null
 	(
 		T=60 B logs -f rdd-ticker 2>"$o/logs.err"; echo $? >"$o/logs.rc"
@@ -634,6 +636,8 @@ logs_and_drain
 # splice(2) (the first pass used its default copy).
 if [ "$MODE" = rdd-guest ]; then
 	start_bridge --splice || die_setup "rdd-guest --splice did not start" "$rdd_log"
+	grep -q '^<6>listening on .*copy=splice' "$rdd_log" && pass "splice: rdd-guest --splice says it copies with splice" ||
+		fail "splice: rdd-guest --splice says it copies with splice" "$(head -1 "$rdd_log")"
 	half_close splice
 	exec_stdin splice
 	attach splice
