@@ -2,10 +2,11 @@
 # Build rdd-guest's source RPM and binary RPM with rpmbuild, in a private
 # top directory (default build/rpm), from the files of this work tree.
 #
-#   tests/packaging/build-rpm.sh [--topdir DIR] [--release N]
+#   tests/packaging/build-rpm.sh [--topdir DIR] [--release N] [--nocheck]
 #
 # --release N builds the same version with Release: N (the packaging tests
-# use it to make a "newer release" for rpm -U). Prints the paths of the SRPM
+# use it to make a "newer release" for rpm -U). --nocheck skips %check (the
+# tests use it for those extra releases of code already checked). Prints the paths of the SRPM
 # and the binary RPM on its last two lines.
 #
 # rpmbuild runs with --nodeps: on Debian the build dependencies are Debian
@@ -17,12 +18,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 tree=$(cd "$here/../.." && pwd)
 topdir=$tree/build/rpm
 release=
+nocheck=
 
 while [ $# -gt 0 ]; do
 	case $1 in
 	--topdir) topdir=$2; shift 2 ;;
 	--release) release=$2; shift 2 ;;
-	*) echo "usage: $0 [--topdir DIR] [--release N]" >&2; exit 2 ;;
+	--nocheck) nocheck=--nocheck; shift ;;
+	*) echo "usage: $0 [--topdir DIR] [--release N] [--nocheck]" >&2; exit 2 ;;
 	esac
 done
 case $topdir in /*) ;; *) topdir=$PWD/$topdir ;; esac
@@ -54,7 +57,7 @@ fi
 # Packager: the builder names itself, as OBS does; the spec carries none.
 # __brp_compress: Debian runs brp-compress with dash, which lacks read -d,
 # so man pages would stay uncompressed; bash runs it as intended.
-timeout 900 rpmbuild -ba --nodeps \
+timeout 900 rpmbuild -ba --nodeps ${nocheck:+"$nocheck"} \
 	--define "_topdir $topdir" \
 	--define "packager rdd-guest maintainers (tests/packaging/build-rpm.sh)" \
 	--define "__brp_compress /bin/bash %{_rpmconfigdir}/brp-compress %{?_prefix}" \

@@ -1,8 +1,8 @@
 #!/bin/bash
 # tests/packaging/run.sh: the packaging suite for rdd-guest (issue 3).
 #
-# Runs as root. Builds the RPM with rpmbuild (release 0, and releases 1 and 2
-# for the upgrade tests), queries and lints it, then installs it the way the
+# Runs as root. Builds the RPM with rpmbuild (release 0 with %check, which
+# runs the unit tests, and releases 1 and 2 for the upgrade tests), queries and lints it, then installs it the way the
 # WSL image build does: in a Debian chroot made by mmdebstrap with rpm,
 # zypper and systemd inside, running the KIWI config.sh snippet chrooted
 # with kiwi_profiles=lima and kiwi_profiles=wsl, and /.kconfig from Debian's
@@ -86,8 +86,8 @@ fi
 pass "prerequisites"
 
 # --- build ---------------------------------------------------------------
-build_release() { # N -> topdir $work/rpm-N; prints "SRPM RPM" paths
-	timeout 900 "$here/build-rpm.sh" --topdir "$work/rpm-$1" --release "$1" \
+build_release() { # N [--nocheck] -> topdir $work/rpm-N; prints "SRPM RPM" paths
+	timeout 900 "$here/build-rpm.sh" --topdir "$work/rpm-$1" --release "$@" \
 		>"$work/build-$1.log" 2>&1 || return 1
 	tail -n 2 "$work/build-$1.log" | tr '\n' ' '
 }
@@ -101,8 +101,10 @@ else
 		"$(tail -n 5 "$work/build-0.log" | tr '\n' ' ')"
 	finish
 fi
+check "%check ran the unit tests during the build" \
+	grep -qE '^unit: [1-9][0-9]* passed, 0 failed$' "$work/build-0.log"
 for r in 1 2; do
-	if paths=$(build_release "$r"); then
+	if paths=$(build_release "$r" --nocheck); then
 		read -r _ "rpms[$r]" <<<"$paths"
 		pass "rpmbuild makes release $r for the upgrade tests"
 	else
