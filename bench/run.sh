@@ -14,7 +14,8 @@
 #   BENCH_CONTENDERS   default "direct rdd-splice rdd-nosplice socat proxyd"
 #   BENCH_PASSES       default "pinned unpinned"
 #   BENCH_ROUNDS (3)  BENCH_BYTES (1 GiB)  BENCH_RTT (20000)
-#   BENCH_CONN_SECONDS (2)  BENCH_HOLD (200)
+#   BENCH_CONN_SECONDS (1.5)  BENCH_HOLD (200)
+#   BENCH_SCENARIOS    default "upload download latency conn1 conn32 memory"
 set -u -o pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,7 +30,7 @@ bytes=${BENCH_BYTES:-1073741824}
 warm_bytes=$((bytes / 4))
 rtt=${BENCH_RTT:-20000}
 msg=64
-conn_seconds=${BENCH_CONN_SECONDS:-2}
+conn_seconds=${BENCH_CONN_SECONDS:-1.5}
 hold=${BENCH_HOLD:-200}
 proxyd=/usr/lib/systemd/systemd-socket-proxyd
 [ -x "$proxyd" ] || proxyd=/lib/systemd/systemd-socket-proxyd
@@ -201,7 +202,8 @@ declare -A run_ok run_failed
 
 # run_one PASS SCENARIO CONTENDER ROUND(0 = warm-up)
 run_one() {
-	local p=$1 sc=$2 c=$3 r=$4 s=${sock[$3]} res rc before after n
+	local p=$1 sc=$2 c=$3 r=$4 s=${sock[$3]} res rc before after n t0
+	t0=$(date +%s.%N)
 	case $sc in
 	upload | download)
 		n=$bytes
@@ -239,6 +241,7 @@ run_one() {
 		return 1
 	fi
 	run_ok[$p/$c]=$((${run_ok[$p/$c]:-0} + 1))
+	res="$res wall=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')"
 	say "$p $sc round $r $c: $res"
 	[ "$r" = 0 ] || record "$p" "$sc" "$c" "$r" $res
 }
@@ -321,7 +324,8 @@ for p in $passes; do
 		start_contender "$p" "$c"
 	done
 	for sc in ${BENCH_SCENARIOS:-upload download latency conn1 conn32 memory}; do
-		for c in $contenders; do
+		# memory is not timed, so it needs no warm-up
+		[ "$sc" = memory ] || for c in $contenders; do
 			run_one "$p" "$sc" "$c" 0
 		done
 		for ((r = 1; r <= rounds; r++)); do
