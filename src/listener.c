@@ -134,13 +134,15 @@ static int remove_stale_socket(const char *path)
 		log_at(LOG_LEVEL_ERR, "cannot listen on %s: it exists and is not a socket", path);
 		return -EEXIST;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a live listener with a full backlog answers EAGAIN
+	 * instead of holding up start-up. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	strcpy(addr.sun_path, path);
-	r = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
+	r = connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 ? 0 : -errno;
 	close(fd);
-	if (r == 0) {
+	if (r == 0 || r == -EAGAIN) {
 		log_at(LOG_LEVEL_ERR, "cannot listen on %s: another process is listening there", path);
 		return -EADDRINUSE;
 	}

@@ -371,3 +371,25 @@ def test_backend_path_that_is_not_a_socket(workdir, run, kind):
         pass
     wait_for(lambda: d.log_lines("cannot reach the backend"), 5, "the dial failure line")
     assert d.proc.poll() is None
+
+
+def test_live_socket_at_the_listen_path_is_not_taken_over(workdir):
+    """Another process listens there (its backlog even full): exit 1 at
+    once, and that process keeps its socket."""
+    live = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    live.bind(f"{workdir}/l.sock")
+    live.listen(0)
+    fillers = []
+    for _ in range(3):  # fill the backlog: a blocking probe would hang here
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.setblocking(False)
+        try:
+            s.connect(f"{workdir}/l.sock")
+        except BlockingIOError:
+            pass
+        fillers.append(s)
+    out = subprocess.run([BINARY, "--listen", f"unix:{workdir}/l.sock"], capture_output=True, timeout=10)
+    assert out.returncode == 1
+    assert b"another process is listening there" in out.stderr
+    assert os.path.exists(f"{workdir}/l.sock")
+    live.close()
