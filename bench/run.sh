@@ -21,6 +21,9 @@ set -u -o pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 out=${BENCH_OUT:-$root/build/bench}
+# a development run (its own BENCH_OUT) leaves the README's section alone
+readme=$root/bench/README-section.md
+[ -n "${BENCH_OUT:-}" ] && readme=$out/README-section.md
 rdd_arg=${1:-$root/build/rdd-guest}
 
 contenders=${BENCH_CONTENDERS:-direct rdd-splice rdd-nosplice socat proxyd}
@@ -197,7 +200,6 @@ record() { # PASS SCENARIO CONTENDER ROUND KEY=VALUE...
 	echo "$*" | sed 's/ /\t/g' >>"$raw"
 }
 
-failures=0
 declare -A run_ok run_failed
 
 # run_one PASS SCENARIO CONTENDER ROUND(0 = warm-up)
@@ -255,11 +257,14 @@ run_memory() {
 	local p=$1 c=$2 used idle busy pipes hold_pid i
 	settle "$c"
 	sleep 0.2
-	used=$(mem_of $(proxy_pids "$c"))
+	local -a pids
+	mapfile -t pids < <(proxy_pids "$c")
+	used=$(mem_of "${pids[@]}")
 	restart_contender "$p" "$c"
 	settle "$c"
 	sleep 0.2
-	idle=$(mem_of $(proxy_pids "$c"))
+	mapfile -t pids < <(proxy_pids "$c")
+	idle=$(mem_of "${pids[@]}")
 	$pin_client "$bench" hold "${sock[$c]}" "$hold" 60 >"$tmp/hold.out" 2>>"$out/errors.log" &
 	hold_pid=$!
 	for ((i = 0; i < 300; i++)); do
@@ -280,10 +285,10 @@ run_memory() {
 		return 1
 	fi
 	sleep 0.3
-	busy=$(mem_of $(proxy_pids "$c"))
-	pipes=$("$bench" pipes $(proxy_pids "$c"))
-	local nprocs
-	nprocs=$(proxy_pids "$c" | wc -l)
+	mapfile -t pids < <(proxy_pids "$c")
+	busy=$(mem_of "${pids[@]}")
+	pipes=$("$bench" pipes "${pids[@]}")
+	local nprocs=${#pids[@]}
 	kill "$hold_pid"
 	wait "$hold_pid"
 	res="used_${used// / used_} idle_${idle// / idle_} held_${busy// / held_} conns=$hold procs=$nprocs $pipes"
@@ -349,7 +354,7 @@ for p in $passes; do
 done
 echo "runtime	$(($(date +%s) - start_time)) s" >>"$out/meta.tsv"
 
-python3 "$here/report.py" "$out" "$root/bench/README-section.md" || fatal "report failed"
+python3 "$here/report.py" "$out" "$readme" || fatal "report failed"
 (cd "$out" && gnuplot results.gp) 2>>"$out/errors.log" || say "gnuplot failed (see $out/errors.log)"
 
 cat "$out/results.md"
