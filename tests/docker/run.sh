@@ -34,15 +34,16 @@ DRAIN=3                 # rdd-guest --drain-timeout for this suite
 BIG=64M                 # size of the files for cp and the build context
 MODE=${RDD_DOCKER_BRIDGE:-rdd-guest}
 
+# Results go to the suite's own stdout (fd 3) and diagnostics to its stderr
+# (fd 4), even from inside a function whose output is redirected to a file.
+exec 3>&1 4>&2
 passed=0 failed=0 skipped=0
-pass() { passed=$((passed + 1)); echo "ok - $1"; }
-fail() {
-	failed=$((failed + 1)); echo "FAIL - $1${2:+: $2}"
-}
-skip() { skipped=$((skipped + 1)); echo "skip - $1${2:+: $2}"; }
-note() { sed 's/^/#   /' >&2; }      # diagnostics go to stderr, indented
+pass() { passed=$((passed + 1)); echo "ok - $1" >&3; }
+fail() { failed=$((failed + 1)); echo "FAIL - $1${2:+: $2}" >&3; }
+skip() { skipped=$((skipped + 1)); echo "skip - $1${2:+: $2}" >&3; }
+note() { sed 's/^/#   /' >&4; }      # diagnostics, indented
 finish() {
-	echo "$passed passed, $failed failed, $skipped skipped"
+	echo "$passed passed, $failed failed, $skipped skipped" >&3
 	[ "$failed" -eq 0 ]
 }
 
@@ -55,7 +56,7 @@ die_setup() {
 
 # ---------------------------------------------------------------- preflight --
 [ "$(id -u)" -eq 0 ] || { echo "tests/docker must run as root"; echo "0 passed, 1 failed"; exit 1; }
-for bin in "$DOCKER" "$DOCKERD" "$CONTAINERD" "$PY" "$BUSYBOX" /usr/bin/socat; do
+for bin in "$DOCKER" "$DOCKERD" "$CONTAINERD" "$PY" "$BUSYBOX"; do
 	[ -x "$bin" ] || { fail "setup: $bin missing (see tests/docker/packages.txt)"; finish; exit 1; }
 done
 if [ "$MODE" = rdd-guest ]; then
@@ -132,13 +133,13 @@ cleanup() {
 		[ -d "$f" ] && find "$f" -depth -type d -exec rmdir {} \; 2>/dev/null
 	done
 	if [ "${RDD_DOCKER_KEEP:-0}" = 1 ]; then
-		echo "# kept $d" >&2
+		echo "# kept $d" >&4
 	else
 		rm -rf --one-file-system "$d"
 	fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+trap 'fail "interrupted"; finish; exit 130' INT TERM HUP
 
 # D / B: the docker CLI straight at dockerd / through the bridge, bounded.
 T=60
