@@ -34,14 +34,16 @@ fail() { echo "FAIL $1${2:+: $2}"; failed=$((failed + 1)); }
 # check NAME COMMAND...: the command's exit status decides; its output goes
 # to the log and, on failure, its last lines are shown.
 check() {
-	local name=$1 out
+	local name=$1 out rc=0
 	shift
 	if out=$("$@" 2>&1); then
 		pass "$name"
 	else
+		rc=1
 		fail "$name" "$(printf '%s\n' "$out" | tail -n 5 | tr '\n' ' ')"
 	fi
 	printf '== %s\n%s\n' "$name" "$out" >>"$log"
+	return "$rc"
 }
 finish() {
 	echo "$passed passed, $failed failed"
@@ -54,6 +56,7 @@ work=$(mktemp -d "$tree/build/packaging/run.XXXXXX")
 log=$work/log
 : >"$log"
 cleanup() {
+	declare -F stop_boot >/dev/null && stop_boot
 	# Never delete through a mount that outlived its namespace.
 	if findmnt -rn -o TARGET | grep "^$work" >/dev/null; then
 		echo "note: mounts left under $work; not removing it" >&2
@@ -225,16 +228,18 @@ sources=/etc/apt/sources.list.d/debian.sources
 chroot_pkgs=systemd,rpm,zypper
 tarball=$tree/build/packaging/cache/chroot-$suite-$(echo "$chroot_pkgs" | tr ',' '-').tar
 make_tarball() {
-	[ -s "$tarball" ] && return 0
+	[ -f "$tarball" ] && [ -s "$tarball" ] && return 0
+	local part=${tarball%.tar}.part.tar
+	rm -rf "$part"
 	# No mirror named here: mmdebstrap pastes the machine's own apt
 	# sources file into the chroot and downloads from there.
-	timeout 1500 mmdebstrap --variant=minbase --include="$chroot_pkgs" \
+	timeout 1500 mmdebstrap --variant=minbase --format=tar --include="$chroot_pkgs" \
 		--aptopt='Acquire::Check-Valid-Until "false"' \
-		"$suite" "$tarball.part" "$sources" &&
-		mv "$tarball.part" "$tarball"
+		"$suite" "$part" "$sources" &&
+		mv "$part" "$tarball"
 }
 check "Debian chroot with rpm, zypper and systemd (cached in build/packaging/cache)" make_tarball
-if [ ! -s "$tarball" ]; then
+if [ ! -f "$tarball" ]; then
 	finish
 fi
 
@@ -442,5 +447,131 @@ image_preset() {
 	grep -q 'ERROR: rdd-guest.service is not enabled' <<<"$out"
 }
 check "wsl: an image preset that disables the unit fails the build loudly" image_preset
+
+
+# --- the installed unit under a running systemd ----------------------------
+# systemd-nspawn boots the same root with systemd as PID 1, and the unit runs
+# with every hardening directive it ships with. A drop-in changes only what
+# a test machine forces: no WSL (ConditionVirtualization= reset), a free
+# vsock port, the local peer (CID 1) allowed, and a backend that echoes.
+boot_pid='' backend_pid='' init_pid=''
+boot_dir=$work/boot
+port=$((40000 + RANDOM % 20000))
+in_boot() { timeout 60 nsenter -t "$init_pid" -a "$@"; }
+stop_boot() {
+	if [ -n "$boot_pid" ]; then
+		kill -TERM "$boot_pid" 2>/dev/null
+		for _ in $(seq 1 100); do
+			kill -0 "$boot_pid" 2>/dev/null || break
+			sleep 0.2
+		done
+		kill -KILL "$boot_pid" 2>/dev/null
+		wait "$boot_pid" 2>/dev/null
+		boot_pid=''
+	fi
+	if [ -n "$backend_pid" ]; then
+		kill "$backend_pid" 2>/dev/null
+		wait "$backend_pid" 2>/dev/null
+		backend_pid=''
+	fi
+}
+boot() {
+	local dropin=$root/etc/systemd/system/rdd-guest.service.d
+	mkdir -p "$boot_dir" "$root/etc/sysconfig" "$dropin" || return 1
+	if ! in_root rpm -q rdd-guest >/dev/null 2>&1; then
+		cp "${rpms[0]}" "$root/tmp/" && in_root rpm -i "/tmp/$(basename "${rpms[0]}")" || return 1
+	fi
+	echo CONTAINER_ENGINE=moby >"$root/etc/sysconfig/rancher-desktop"
+	cat >"$dropin/test.conf" <<-EOF
+	# tests/packaging/run.sh: systemd-nspawn instead of WSL, a free port,
+	# the loopback peer, a test backend. Everything else as shipped.
+	[Unit]
+	ConditionVirtualization=
+	[Service]
+	ExecStart=
+	ExecStart=/usr/sbin/rdd-guest --listen vsock:$port --allow-cid 1 --backend /run/rdd-test/backend.sock --max-connections 256 --drain-timeout 10
+	EOF
+	timeout 600 python3 "$here/echo_backend.py" "$boot_dir/backend.sock" 550 >>"$log" 2>&1 &
+	backend_pid=$!
+	timeout 600 systemd-nspawn -q -D "$root" --register=no --keep-unit -b \
+		--console=pipe --bind="$boot_dir:/run/rdd-test" >"$work/nspawn.log" 2>&1 </dev/null &
+	boot_pid=$!
+	for _ in $(seq 1 150); do
+		for p in $(pgrep -P "$boot_pid"); do
+			if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = systemd ]; then
+				init_pid=$p
+			fi
+		done
+		[ -n "$init_pid" ] && break
+		sleep 0.2
+	done
+	[ -n "$init_pid" ] || { echo "no systemd in the container"; cat "$work/nspawn.log"; return 1; }
+	state=$(in_boot systemctl is-system-running --wait)
+	echo "system: $state"
+	case $state in running | degraded) ;; *) return 1 ;; esac
+	[ -S "$boot_dir/backend.sock" ]
+}
+active() { in_boot systemctl is-active rdd-guest.service; }
+start_unit() {
+	in_boot systemctl start rdd-guest.service || { in_boot journalctl -u rdd-guest.service -o cat | tail; return 1; }
+	[ "$(active)" = active ] || return 1
+	in_boot journalctl -u rdd-guest.service -o cat | grep "listening on vsock:$port"
+}
+relay() { timeout 60 python3 "$here/vsock_client.py" 1 "$port" 1048576; }
+drain_on_restart() {
+	local ready=$boot_dir/ready go=$boot_dir/go client state
+	rm -f "$ready" "$go"
+	timeout 60 python3 "$here/vsock_client.py" 1 "$port" 1048576 --hold "$ready" "$go" &
+	client=$!
+	for _ in $(seq 1 100); do [ -e "$ready" ] && break; sleep 0.1; done
+	[ -e "$ready" ] || { echo "client did not connect"; kill "$client"; return 1; }
+	# What %postun runs on upgrade.
+	in_boot systemctl try-restart --no-block rdd-guest.service || return 1
+	# The old daemon is draining: stopping, with our connection still open.
+	for _ in $(seq 1 50); do
+		state=$(in_boot systemctl show -P ActiveState rdd-guest.service)
+		[ "$state" = deactivating ] && break
+		sleep 0.1
+	done
+	echo "state while the connection is open: $state"
+	touch "$go"
+	wait "$client" || return 1
+	[ "$state" = deactivating ] || return 1
+	for _ in $(seq 1 100); do [ "$(active)" = active ] && break; sleep 0.2; done
+	[ "$(active)" = active ] &&
+		[ "$(in_boot journalctl -u rdd-guest.service -o cat | grep -c "listening on vsock:$port")" -ge 2 ]
+}
+clean_stop() {
+	in_boot systemctl stop rdd-guest.service || return 1
+	out=$(in_boot systemctl show -p Result -p ExecMainStatus rdd-guest.service)
+	echo "$out"
+	grep -qx 'Result=success' <<<"$out" && grep -qx 'ExecMainStatus=0' <<<"$out"
+}
+containerd_gate() {
+	echo CONTAINER_ENGINE=containerd >"$root/etc/sysconfig/rancher-desktop"
+	in_boot systemctl start rdd-guest.service
+	local state
+	state=$(active)
+	echo "is-active: $state"
+	echo CONTAINER_ENGINE=moby >"$root/etc/sysconfig/rancher-desktop"
+	[ "$state" != active ] && ! timeout 10 python3 "$here/vsock_client.py" 1 "$port" 16
+}
+# boot runs in this shell, not through check(): it keeps the PIDs of what
+# it starts, for stop_boot.
+if boot >"$work/boot.out" 2>&1; then
+	pass "systemd-nspawn boots the image root with systemd"
+	cat "$work/boot.out" >>"$log"
+else
+	fail "systemd-nspawn boots the image root with systemd" "$(tail -n 5 "$work/boot.out" | tr '\n' ' ')"
+fi
+if [ -n "$init_pid" ]; then
+	check "rdd-guest.service starts hardened (Type=notify, READY) and logs its listener" start_unit
+	check "the unit relays 1 MiB both ways over vsock with half-close" relay
+	check "try-restart (what an upgrade runs) drains an open connection, then the new daemon listens" drain_on_restart
+	check "systemctl stop: the daemon exits 0" clean_stop
+	check "CONTAINER_ENGINE=containerd: ExecCondition keeps the daemon from starting" containerd_gate
+fi
+stop_boot
+rm -rf "$root/etc/systemd/system/rdd-guest.service.d"
 
 finish
