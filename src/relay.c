@@ -396,6 +396,13 @@ static void discard_input(int fd)
 	}
 }
 
+void close_with_eof(int fd)
+{
+	shutdown(fd, SHUT_WR);
+	discard_input(fd);
+	close(fd);
+}
+
 void connection_end(struct connection *conn)
 {
 	struct pump_error ignored;

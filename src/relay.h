@@ -77,6 +77,11 @@ void connection_end(struct connection *conn);
 
 void connection_free(struct connection *conn);
 
+/* Closes a socket so that its peer reads EOF, not a reset: shut for
+ * writing, drop unread input, close. For a peer whose backend dial failed:
+ * the docker CLI then reports a clean end instead of a reset. */
+void close_with_eof(int fd);
+
 /* "finished", "peer: Connection reset by peer", ... */
 const char *connection_end_reason(const struct connection *conn, char *buf, size_t size);
 

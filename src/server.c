@@ -162,7 +162,7 @@ static void serve_peer(struct server *s, int peer_fd, const struct peer *peer, u
 			    "cannot reach the backend %s for peer %s: %s", s->cfg->backend_path,
 			    peer_describe(peer, who, sizeof(who)), strerror(-r));
 		close(backend_fd);
-		close(peer_fd);
+		close_with_eof(peer_fd);
 		return;
 	}
 	conn = connection_new(peer_fd, backend_fd, peer, r == -EINPROGRESS, s->cfg->use_splice, now);
