@@ -181,16 +181,23 @@ cpu_ticks() {
 # and Private_Clean+Private_Dirty (anonymous pages that no other process
 # shares, so socat's fork-shared pages are not counted twice).
 mem_of() {
-	local p rss=0 anon=0 pss=0 v
+	local p files=()
 	for p in "$@"; do
-		v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null) && rss=$((rss + ${v:-0}))
-		v=$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null) && pss=$((pss + ${v:-0}))
-		v=$(awk '/^[0-9a-f]+-[0-9a-f]+ / { if (seen) t += (a < q ? a : q); a = 0; q = 0; seen = 1 }
-			/^Anonymous:/ { a = $2 } /^Private_(Clean|Dirty):/ { q += $2 }
-			END { if (seen) t += (a < q ? a : q); print t + 0 }' "/proc/$p/smaps" 2>/dev/null) &&
-			anon=$((anon + ${v:-0}))
+		files+=("/proc/$p/status" "/proc/$p/smaps_rollup" "/proc/$p/smaps")
 	done
-	echo "rss=$rss anon=$anon pss=$pss"
+	# one tail and one awk for all the files (socat has 201 processes with
+	# 200 connections); tail marks each file and skips one that vanished
+	tail -n +1 -v "${files[@]}" 2>/dev/null | awk '
+		function flush() { if (seen) anon += (a < q ? a : q); a = 0; q = 0; seen = 0 }
+		/^==> .* <==$/ { flush(); kind = $2; sub(/.*\//, "", kind); next }
+		kind == "status" && /^VmRSS:/ { rss += $2 }
+		kind == "smaps_rollup" && /^Pss:/ { pss += $2 }
+		kind == "smaps" {
+			if (/^[0-9a-f]+-[0-9a-f]+ /) { flush(); seen = 1 }
+			else if (/^Anonymous:/) a = $2
+			else if (/^Private_(Clean|Dirty):/) q += $2
+		}
+		END { flush(); printf "rss=%d anon=%d pss=%d\n", rss, anon, pss }'
 }
 
 # ------------------------------------------------------------- scenarios
