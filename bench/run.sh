@@ -16,6 +16,9 @@
 #   BENCH_ROUNDS (3)  BENCH_BYTES (1 GiB)  BENCH_RTT (20000)
 #   BENCH_CONN_SECONDS (1.5)  BENCH_HOLD (200)
 #   BENCH_SCENARIOS    default "upload download latency conn1 conn32 memory"
+# The whole script is one brace group, so bash parses all of it before it
+# runs any of it: editing the file during a run cannot derail that run.
+{
 set -u -o pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -392,3 +395,5 @@ else
 fi
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
+exit
+}
