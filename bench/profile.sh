@@ -3,7 +3,7 @@
 #
 # perf profile of one proxy during one scenario, in the pinned placement of
 # bench/run.sh: CONTENDER is rdd-splice (default), rdd-nosplice, socat or
-# proxyd; SCENARIO is upload (default), download, latency or conn32.
+# proxyd; SCENARIO is upload (default), download, latency, conn1 or conn32.
 # Prints the proxy's CPU seconds for the run and perf's top symbols
 # (system-wide on CPU 1, where the proxy and the backend run, and the proxy
 # alone); leaves perf.data in build/bench/profile-CONTENDER-SCENARIO.data.
@@ -52,6 +52,7 @@ done
 case $scenario in
 upload | download) args=("$scenario" "$s" 1073741824) ;;
 latency) args=(latency "$s" 20000 64) ;;
+conn1) args=(connrate "$s" 1 2) ;;
 conn32) args=(connrate "$s" 32 2) ;;
 *) echo "profile: unknown scenario $scenario" >&2; exit 2 ;;
 esac
@@ -67,7 +68,9 @@ cpu=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%
 perf stat -x, -e 'raw_syscalls:sys_enter' -e 'syscalls:sys_enter_splice' \
 	-e 'syscalls:sys_enter_select' -e 'syscalls:sys_enter_pselect6' \
 	-e 'syscalls:sys_enter_epoll_wait' -e 'syscalls:sys_enter_read' -e 'syscalls:sys_enter_write' \
-	-e 'syscalls:sys_enter_recvfrom' -e 'syscalls:sys_enter_sendto' \
+	-e 'syscalls:sys_enter_recvfrom' -e 'syscalls:sys_enter_sendto' -e 'syscalls:sys_enter_accept4' \
+	-e 'syscalls:sys_enter_connect' -e 'syscalls:sys_enter_socket' -e 'syscalls:sys_enter_close' -e 'syscalls:sys_enter_pipe2' \
+	-e 'syscalls:sys_enter_fcntl' -e 'syscalls:sys_enter_getsockopt' -e 'syscalls:sys_enter_shutdown' -e 'syscalls:sys_enter_epoll_ctl' \
 	-p "$pid" -o "$tmp/stat" -- taskset -c 0 "$bench" "${args[@]}" >/dev/null
 echo "$contender $scenario: proxy CPU $cpu s (perf data: $data)"
 echo "--- system calls of the proxy in one more run"
