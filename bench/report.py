@@ -358,7 +358,8 @@ def write_plot(out, res, passes, contenders):
         "set yrange [0:*]",
         f"set xrange [-0.6:{len(proxies) - 0.4}]",
         'set xtics rotate by -15 font ",9"',
-        'set key inside top right vertical font ",10"',
+        'set key inside top left vertical font ",10"',
+        "set offsets 0,0,graph 0.08,0",
     ]
     cp = []
     for j, p in enumerate(passes):
@@ -381,6 +382,8 @@ def write_plot(out, res, passes, contenders):
     gp += [
         "set origin 0.64,0.0",
         "set size 0.36,0.5",
+        "set offsets 0,0,0,0",
+        'set key inside top right vertical font ",10"',
         "set style histogram rowstacked",
         "set boxwidth 0.6",
         f'set title "KiB per connection with {conns:.0f} open\\n({passes[0]}; lower is better)"',
