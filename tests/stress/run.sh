@@ -6,7 +6,7 @@
 # Builds its own tools into build/stress/ (the load generator/backend, the
 # accept4 fault-injection shim, the libFuzzer target for option parsing),
 # then runs tests/stress/stress.py. Last line: "N passed, N failed".
-# RDD_STRESS_SCALE scales connection counts (default 1, 0.25 under ASan);
+# RDD_STRESS_SCALE scales connection counts (default 1);
 # RDD_FUZZ_SECS bounds the fuzzing (default 60); extra arguments after
 # BINARY select scenarios by name.
 set -euo pipefail

@@ -9,7 +9,7 @@
  *       stdout at SIGUSR1 and at exit (SIGTERM/SIGINT). SIGUSR2 closes
  *       the STALL connections.
  *   stressor soak PATH [--conns N | --secs S] [--concurrency C] [--seed S]
- *       [--max-size BYTES] [--pace-every K --pace-ms MS] [--timeout S]
+ *       [--min-size BYTES] [--max-size BYTES] [--pace-every K --pace-ms MS] [--timeout S]
  *       [--stop-on-connect-fail]
  *       Request/reply exchanges with random sizes, random chunking and a
  *       random half-close order, C at a time; checks every reply byte and
@@ -717,8 +717,8 @@ static void cconn_finish(struct cconn *c, enum cend how, double now)
 	c->state = C_FREE;
 }
 
-static void cconn_start(struct cconn *c, uint64_t index, uint64_t seed, uint64_t max_size,
-			uint64_t pace_every, unsigned pace_ms, double now)
+static void cconn_start(struct cconn *c, uint64_t index, uint64_t seed, uint64_t min_size,
+			uint64_t max_size, uint64_t pace_every, unsigned pace_ms, double now)
 {
 	memset(c, 0, sizeof(*c));
 	c->index = index;
@@ -728,6 +728,10 @@ static void cconn_start(struct cconn *c, uint64_t index, uint64_t seed, uint64_t
 	c->h.order = (uint8_t)rnd_below(&c->rng, 3);
 	c->h.req_len = rand_size(&c->rng, max_size);
 	c->h.rep_len = rand_size(&c->rng, max_size);
+	if (c->h.req_len < min_size)
+		c->h.req_len = min_size;
+	if (c->h.rep_len < min_size)
+		c->h.rep_len = min_size;
 	if (pace_every && index % pace_every == pace_every - 1) {
 		c->h.pace_ms = (uint16_t)pace_ms;
 		c->h.order = ORDER_REQ_FIRST;
@@ -827,6 +831,7 @@ static bool cconn_recv(struct cconn *c, double now)
 static int cmd_soak(int argc, char **argv)
 {
 	uint64_t conns = 1000, concurrency = 64, seed = 1, max_size = 1u << 20, pace_every = 0;
+	uint64_t min_size = 0;
 	unsigned pace_ms = 10;
 	double secs = 0, timeout = 30, deadline_secs = 600;
 	bool stop_on_connect_fail = false, stopped = false;
@@ -855,6 +860,7 @@ static int cmd_soak(int argc, char **argv)
 		else if (strcmp(a, "--concurrency") == 0) concurrency = parse_u64(v, a);
 		else if (strcmp(a, "--seed") == 0) seed = parse_u64(v, a);
 		else if (strcmp(a, "--max-size") == 0) max_size = parse_u64(v, a);
+		else if (strcmp(a, "--min-size") == 0) min_size = parse_u64(v, a);
 		else if (strcmp(a, "--pace-every") == 0) pace_every = parse_u64(v, a);
 		else if (strcmp(a, "--pace-ms") == 0) pace_ms = (unsigned)parse_u64(v, a);
 		else if (strcmp(a, "--timeout") == 0) timeout = atof(v);
@@ -885,7 +891,7 @@ static int cmd_soak(int argc, char **argv)
 			struct cconn *c = &cs[i];
 
 			if (c->state == C_FREE && launching) {
-				cconn_start(c, next++, seed, max_size, pace_every, pace_ms, now);
+				cconn_start(c, next++, seed, min_size, max_size, pace_every, pace_ms, now);
 				active++;
 				launching = next < conns && !stopped;
 			}
