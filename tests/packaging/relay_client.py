@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""The host side in the boot test: connect to rdd-guest over AF_VSOCK,
-send SIZE random bytes, half-close, and check that the same bytes come back
-(the backend echoes after EOF). Exit 0 on a byte-exact echo.
+"""The peer in the boot test: connect to rdd-guest, send SIZE random bytes,
+half-close, and check that the same bytes come back (the backend echoes
+after EOF). Exit 0 on a byte-exact echo.
 
-    vsock_client.py CID PORT SIZE [--hold READY_FILE GO_FILE]
+    relay_client.py vsock:CID:PORT|unix:PATH SIZE [--hold READY_FILE GO_FILE]
 
 --hold: after sending the first half, create READY_FILE and wait (up to 30 s)
 for GO_FILE before sending the rest; the test restarts the unit meanwhile.
@@ -16,12 +16,19 @@ import time
 
 
 def main():
-    cid, port, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    hold = sys.argv[5:7] if len(sys.argv) > 4 and sys.argv[4] == "--hold" else None
+    where, size = sys.argv[1], int(sys.argv[2])
+    hold = sys.argv[4:6] if len(sys.argv) > 3 and sys.argv[3] == "--hold" else None
     payload = os.urandom(size)
-    s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    kind, _, rest = where.partition(":")
+    if kind == "vsock":
+        cid, port = rest.split(":")
+        s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+        address = (int(cid), int(port))
+    else:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        address = rest
     s.settimeout(30)
-    s.connect((cid, port))
+    s.connect(address)
     half = size // 2
     s.sendall(payload[:half])
     if hold:
