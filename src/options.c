@@ -26,8 +26,8 @@ static const char usage_text[] =
 	"  --drain-timeout SECONDS        time given to connections at shutdown\n"
 	"                                 (default 10)\n"
 	"  --log-level LEVEL              err, warning, info or debug (default info)\n"
-	"  --splice, --no-splice          copy with splice(2) through a pipe, or\n"
-	"                                 with read/write (default --no-splice)\n"
+	"  --splice, --no-splice          move bulk transfers with splice(2) through\n"
+	"                                 a pipe (default), or only read/write\n"
 	"  --help                         show this help and exit\n"
 	"  --version                      show the version and exit\n"
 	"\n"
@@ -72,7 +72,10 @@ void options_defaults(struct config *cfg)
 	cfg->max_connections = RDD_MAX_CONNECTIONS;
 	cfg->drain_timeout_s = RDD_DRAIN_TIMEOUT_S;
 	cfg->log_level = LOG_LEVEL_INFO;
-	cfg->use_splice = false;
+	/* Measured (make bench): splice costs about half the CPU per GiB of
+	 * read/write between unix sockets and moves bulk faster; small
+	 * exchanges stay on read/write either way (see relay.h). */
+	cfg->use_splice = true;
 }
 
 /* A decimal number in [min, max]: digits only, no sign, no spaces, no

@@ -54,19 +54,36 @@ static int pipe_above_fd_setsize(int fds[2])
 
 static void direction_init(struct direction *dir, int src, int dst, bool use_splice)
 {
-	int fds[2];
-
 	memset(dir, 0, sizeof(*dir));
 	dir->src = src;
 	dir->dst = dst;
 	dir->state = DIRECTION_OPEN;
 	dir->mode = COPY_RW;
 	dir->pipe_rd = dir->pipe_wr = -1;
-	if (use_splice && pipe_above_fd_setsize(fds) == 0) {
-		dir->mode = COPY_SPLICE;
-		dir->pipe_rd = fds[0];
-		dir->pipe_wr = fds[1];
-	}
+	dir->splice_wanted = use_splice;
+}
+
+/* A pipe as large as a read from the scratch buffer and more: fewer
+ * splice calls per GiB. Past the per-user pipe budget
+ * (/proc/sys/fs/pipe-user-pages-soft) the kernel refuses; the default 64 KiB
+ * pipe still works. */
+#define PIPE_WANTED_SIZE (256 * 1024)
+
+/* Called with nothing held: moves the direction to splice if a pipe can be
+ * had; otherwise it stays with read/write for good. */
+static void switch_to_splice(struct direction *dir)
+{
+	int fds[2], size;
+
+	dir->splice_wanted = false;
+	if (pipe_above_fd_setsize(fds) < 0)
+		return;
+	(void)fcntl(fds[1], F_SETPIPE_SZ, PIPE_WANTED_SIZE);
+	size = fcntl(fds[1], F_GETPIPE_SZ);
+	dir->pipe_rd = fds[0];
+	dir->pipe_wr = fds[1];
+	dir->pipe_size = size > 0 ? (size_t)size : 65536u;
+	dir->mode = COPY_SPLICE;
 }
 
 static void direction_release(struct direction *dir)
@@ -234,6 +251,10 @@ static int pump_rw(struct direction *dir, bool readable, bool writable, struct p
 			return keep_pending(dir, scratch + sent, (size_t)(got - sent), error);
 		if ((size_t)got < SCRATCH_SIZE)
 			return 0; /* a short read: the source is empty for now */
+		if (dir->splice_wanted) {
+			switch_to_splice(dir); /* a bulk transfer: the rest by splice */
+			return 0;
+		}
 	}
 	return 0;
 }
@@ -287,12 +308,10 @@ static int splice_out(struct direction *dir, struct pump_error *error)
 			return splice_failed(dir, dir->dst, n, error);
 		dir->in_pipe -= (size_t)n;
 		dir->bytes += (uint64_t)n;
+		dir->spliced += (uint64_t)n;
 	}
 	return 0;
 }
-
-/* A pipe holds 16 pages by default; ask for no more than that. */
-#define SPLICE_CHUNK (64u * 1024u)
 
 static int pump_splice(struct direction *dir, bool readable, bool writable,
 		       struct pump_error *error)
@@ -308,7 +327,7 @@ static int pump_splice(struct direction *dir, bool readable, bool writable,
 	if (dir->state != DIRECTION_OPEN || dir->in_pipe > 0 || !readable)
 		return 0;
 	for (int i = 0; i < READS_PER_ROUND; i++) {
-		ssize_t got = splice_once(dir->src, dir->pipe_wr, SPLICE_CHUNK);
+		ssize_t got = splice_once(dir->src, dir->pipe_wr, dir->pipe_size);
 
 		if (got < 0)
 			return splice_failed(dir, dir->src, got, error);
@@ -320,6 +339,10 @@ static int pump_splice(struct direction *dir, bool readable, bool writable,
 		r = splice_out(dir, error);
 		if (r != 0 || dir->in_pipe > 0)
 			return r;
+		/* A short read: the source is empty for now; asking again would
+		 * only return EAGAIN. */
+		if ((size_t)got < dir->pipe_size)
+			return 0;
 	}
 	return 0;
 }
@@ -442,7 +465,5 @@ const char *connection_end_reason(const struct connection *conn, char *buf, size
 
 const char *connection_copy_mode(const struct connection *conn)
 {
-	if (conn->upstream.mode != conn->downstream.mode)
-		return "mixed";
-	return conn->upstream.mode == COPY_SPLICE ? "splice" : "rw";
+	return conn->upstream.spliced + conn->downstream.spliced > 0 ? "splice" : "rw";
 }

@@ -32,9 +32,12 @@ struct direction {
 	 * slow reader throttles the writer and memory stays bounded. */
 	char *pending;
 	size_t pending_off, pending_len;
-	/* COPY_SPLICE: the pipe and how many bytes it holds. */
+	/* COPY_SPLICE: the pipe, its capacity and how many bytes it holds. */
 	int pipe_rd, pipe_wr;
-	size_t in_pipe;
+	size_t pipe_size, in_pipe;
+	/* --splice: switch to COPY_SPLICE once a read fills the buffer. */
+	bool splice_wanted;
+	uint64_t spliced; /* bytes carried by splice */
 	uint64_t bytes; /* written to dst */
 };
 
@@ -58,8 +61,10 @@ enum relay_status {
 };
 
 /* Takes ownership of both descriptors, also on failure (NULL: out of
- * memory). With use_splice, each direction gets a pipe if one can be had
- * above FD_SETSIZE, or when no descriptor can be numbered that high. */
+ * memory). With use_splice, a direction starts with read/write and moves to
+ * splice when a read fills the buffer: a short request/reply costs no pipe
+ * (creating one costs more system calls than the copy it saves), a bulk
+ * transfer gets one, above FD_SETSIZE where the descriptor limit allows. */
 struct connection *connection_new(int peer_fd, int backend_fd, const struct peer *peer,
 				  bool connecting, bool use_splice, uint64_t now_ms);
 
@@ -85,8 +90,8 @@ void close_with_eof(int fd);
 /* "finished", "peer: Connection reset by peer", ... */
 const char *connection_end_reason(const struct connection *conn, char *buf, size_t size);
 
-/* The copy mode that carried the bytes of a connection: "splice", "rw", or
- * "mixed" (a direction fell back). */
+/* How the bytes of a connection were carried: "splice" when any were
+ * spliced, else "rw". */
 const char *connection_copy_mode(const struct connection *conn);
 
 #endif

@@ -257,7 +257,7 @@ start_bridge || die_setup "$MODE did not start listening on $BSOCK" "$rdd_log"
 echo "# setup $(secs "$t_start" "$(now)")s, mode $MODE, dir $d" >&2
 
 # --------------------------------------------------------------- scenarios --
-# Each takes the copy mode as $1 ("" or "splice"), added to the check names.
+# Each takes the copy mode as $1 ("" or "rw"), added to the check names.
 
 api_calls() {
 	run_both version version
@@ -634,19 +634,19 @@ raw_upgrade
 closed_lines
 logs_and_drain
 
-# The bytes-moving scenarios once more with rdd-guest copying through
-# splice(2) (the first pass used its default copy).
+# The bytes-moving scenarios once more with rdd-guest copying with
+# read/write only (the first pass used its default: bulk through splice).
 if [ "$MODE" = rdd-guest ]; then
-	start_bridge --splice || die_setup "rdd-guest --splice did not start" "$rdd_log"
-	grep -q '^<6>listening on .*copy=splice' "$rdd_log" && pass "splice: rdd-guest --splice says it copies with splice" ||
-		fail "splice: rdd-guest --splice says it copies with splice" "$(head -1 "$rdd_log")"
-	half_close splice
-	exec_stdin splice
-	attach splice
-	copy splice
-	save_load splice
-	raw_upgrade splice
-	closed_lines splice
+	start_bridge --no-splice || die_setup "rdd-guest --no-splice did not start" "$rdd_log"
+	grep -q '^<6>listening on .*copy=rw' "$rdd_log" && pass "rw: rdd-guest --no-splice says it copies with read/write" ||
+		fail "rw: rdd-guest --no-splice says it copies with read/write" "$(head -1 "$rdd_log")"
+	half_close rw
+	exec_stdin rw
+	attach rw
+	copy rw
+	save_load rw
+	raw_upgrade rw
+	closed_lines rw
 fi
 
 echo "# total $(secs "$t_start" "$(now)")s" >&2

@@ -53,7 +53,7 @@ static void test_defaults(void)
 	CHECK(cfg.max_connections == 256);
 	CHECK(cfg.drain_timeout_s == 10);
 	CHECK(cfg.log_level == LOG_LEVEL_INFO);
-	CHECK(!cfg.use_splice);
+	CHECK(cfg.use_splice);
 	CHECK(err_buf[0] == '\0');
 }
 
@@ -63,7 +63,7 @@ static void test_every_option(void)
 	const char *args[] = { "--listen", "unix:/run/x.sock", "--backend", "/tmp/d.sock",
 			       "--allow-cid", "3", "--allow-cid=1", "--allow-uid", "1000",
 			       "--max-connections", "10", "--drain-timeout", "0",
-			       "--log-level", "debug", "--splice", NULL };
+			       "--log-level", "debug", "--no-splice", NULL };
 
 	CHECK(parse(&cfg, args) == OPTIONS_RUN);
 	CHECK(cfg.listen_kind == LISTEN_UNIX);
@@ -75,7 +75,7 @@ static void test_every_option(void)
 	CHECK(cfg.max_connections == 10);
 	CHECK(cfg.drain_timeout_s == 0);
 	CHECK(cfg.log_level == LOG_LEVEL_DEBUG);
-	CHECK(cfg.use_splice);
+	CHECK(!cfg.use_splice);
 }
 
 static void test_vsock_port_range(void)
