@@ -73,7 +73,8 @@ arch=$(uname -m)
 
 # --- prerequisites -------------------------------------------------------
 missing=
-for tool in rpmbuild rpm rpm2cpio cpio rpmlint rpmspec mmdebstrap systemd-analyze unshare chroot git; do
+for tool in rpmbuild rpm rpm2cpio cpio rpmlint rpmspec mmdebstrap systemd-analyze systemd-nspawn \
+	unshare nsenter chroot pgrep git gcc python3; do
 	command -v "$tool" >/dev/null || missing="$missing $tool"
 done
 kconfig=$(dpkg -L kiwi 2>/dev/null | grep -m1 '/kiwi/config/functions\.sh$')
