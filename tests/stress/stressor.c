@@ -10,10 +10,12 @@
  *       the STALL connections.
  *   stressor soak PATH [--conns N | --secs S] [--concurrency C] [--seed S]
  *       [--min-size BYTES] [--max-size BYTES] [--pace-every K --pace-ms MS] [--timeout S]
- *       [--stop-on-connect-fail]
+ *       [--abort-every K] [--stop-on-connect-fail]
  *       Request/reply exchanges with random sizes, random chunking and a
  *       random half-close order, C at a time; checks every reply byte and
- *       the EOF after it; prints one line of counters.
+ *       the EOF after it; prints one line of counters. With --abort-every
+ *       K, every Kth connection closes abruptly at a random point (its
+ *       header tells the backend, which then only checks the bytes it got).
  *   stressor echo-rate PATH
  *       One connection held open to an echo; each stdin line "BYTES" sends
  *       that many bytes through it (and reads them back, checked) and
@@ -21,7 +23,7 @@
  *   stressor stuck PATH BYTES
  *       Asks the backend to stream BYTES, then reads nothing until a line
  *       arrives on stdin; then reads and checks all of it.
- *   stressor flood PATH --secs S [--concurrency C] [--uid U]
+ *   stressor flood PATH --secs S [--concurrency C] [--rate N] [--uid U]
  *       A refused peer: connects over and over (after dropping to uid U),
  *       sends a header asking for a reply, and counts how each ends.
  *   stressor signals PID SECS RATE
@@ -72,6 +74,7 @@ enum order { ORDER_REQ_FIRST = 0, ORDER_REPLY_FIRST = 1, ORDER_CONCURRENT = 2 };
 
 struct header {
 	uint8_t mode, order;
+	bool aborts; /* the client will close abruptly mid-exchange */
 	uint16_t pace_ms;
 	uint64_t seed, req_len, rep_len;
 };
@@ -236,7 +239,7 @@ static void header_encode(const struct header *h, unsigned char *buf)
 	memset(buf, 0, HDR_SIZE);
 	memcpy(buf, &magic, 4);
 	buf[4] = h->mode;
-	buf[5] = h->order;
+	buf[5] = (uint8_t)(h->order | (h->aborts ? 0x80 : 0));
 	memcpy(buf + 6, &h->pace_ms, 2);
 	memcpy(buf + 8, &h->seed, 8);
 	memcpy(buf + 16, &h->req_len, 8);
@@ -249,7 +252,8 @@ static bool header_decode(const unsigned char *buf, struct header *h)
 
 	memcpy(&magic, buf, 4);
 	h->mode = buf[4];
-	h->order = buf[5];
+	h->order = buf[5] & 0x7f;
+	h->aborts = (buf[5] & 0x80) != 0;
 	memcpy(&h->pace_ms, buf + 6, 2);
 	memcpy(&h->seed, buf + 8, 8);
 	memcpy(&h->req_len, buf + 16, 8);
@@ -308,7 +312,7 @@ struct bconn {
 
 static struct {
 	uint64_t accepted, ok, corrupt_conns, corrupt_bytes, short_conns, overrun, errors,
-		bad_header, echo, source, stall, bytes_in, bytes_out, active;
+		bad_header, echo, source, stall, bytes_in, bytes_out, active, aborted;
 } bstats;
 
 static void backend_report(void)
@@ -316,17 +320,26 @@ static void backend_report(void)
 	printf("backend accepted=%" PRIu64 " ok=%" PRIu64 " corrupt_conns=%" PRIu64
 	       " corrupt_bytes=%" PRIu64 " short=%" PRIu64 " overrun=%" PRIu64 " errors=%" PRIu64
 	       " bad_header=%" PRIu64 " echo=%" PRIu64 " source=%" PRIu64 " stall=%" PRIu64
-	       " bytes_in=%" PRIu64 " bytes_out=%" PRIu64 " active=%" PRIu64 "\n",
+	       " bytes_in=%" PRIu64 " bytes_out=%" PRIu64 " active=%" PRIu64 " aborted=%" PRIu64 "\n",
 	       bstats.accepted, bstats.ok, bstats.corrupt_conns, bstats.corrupt_bytes,
 	       bstats.short_conns, bstats.overrun, bstats.errors, bstats.bad_header, bstats.echo,
-	       bstats.source, bstats.stall, bstats.bytes_in, bstats.bytes_out, bstats.active);
+	       bstats.source, bstats.stall, bstats.bytes_in, bstats.bytes_out, bstats.active,
+	       bstats.aborted);
 	fflush(stdout);
 }
 
 /* Ends a connection and books how it went. */
 static void bconn_close(struct bconn *c, bool error)
 {
-	if (c->have_hdr && c->h.mode == MODE_XCHG) {
+	if (c->have_hdr && c->h.mode == MODE_XCHG && c->h.aborts) {
+		/* Whatever its end, only the bytes it got must be right. */
+		bstats.aborted++;
+		if (c->overrun)
+			bstats.overrun++;
+		if (c->corrupt)
+			bstats.corrupt_conns++;
+		bstats.corrupt_bytes += c->corrupt;
+	} else if (c->have_hdr && c->h.mode == MODE_XCHG) {
 		if (error)
 			bstats.errors++;
 		else if (c->overrun)
@@ -656,12 +669,13 @@ struct cconn {
 	bool wr_shut, may_send;
 	uint64_t got, corrupt;
 	bool eof;
+	uint64_t abort_at; /* close abruptly once sent + got reach it */
 	double started, progress, retry_at;
 };
 
 static struct {
 	uint64_t started, ok, corrupt_conns, corrupt_bytes, short_conns, long_conns, reset,
-		epipe, other_err, connect_fail, timeout, bytes_up, bytes_down;
+		epipe, other_err, connect_fail, timeout, bytes_up, bytes_down, aborted;
 	double max_fail_stall, max_ok_secs, sum_ok_secs;
 	int first_connect_errno;
 } cstats;
@@ -683,13 +697,16 @@ static int connect_unix(const char *path, bool nonblock)
 	return fd;
 }
 
-enum cend { END_OK, END_SHORT, END_LONG, END_CORRUPT, END_RESET, END_EPIPE, END_OTHER, END_TIMEOUT };
+enum cend { END_ABORT, END_OK, END_SHORT, END_LONG, END_CORRUPT, END_RESET, END_EPIPE, END_OTHER, END_TIMEOUT };
 
 static void cconn_finish(struct cconn *c, enum cend how, double now)
 {
 	if (how == END_OK && c->corrupt)
 		how = END_CORRUPT;
+	if (how == END_ABORT && c->corrupt)
+		how = END_CORRUPT;
 	switch (how) {
+	case END_ABORT: cstats.aborted++; break;
 	case END_OK:
 		cstats.ok++;
 		cstats.sum_ok_secs += now - c->started;
@@ -709,7 +726,7 @@ static void cconn_finish(struct cconn *c, enum cend how, double now)
 			" sent=%" PRIu64 " wr_shut=%d may_send=%d got=%" PRIu64 " eof=%d\n",
 			c->index, c->h.order, c->h.pace_ms, c->h.req_len, c->h.rep_len, c->sent,
 			c->wr_shut, c->may_send, c->got, c->eof);
-	if (how != END_OK && now - c->progress > cstats.max_fail_stall)
+	if (how != END_OK && how != END_ABORT && now - c->progress > cstats.max_fail_stall)
 		cstats.max_fail_stall = now - c->progress;
 	cstats.corrupt_bytes += c->corrupt;
 	close(c->fd);
@@ -718,7 +735,8 @@ static void cconn_finish(struct cconn *c, enum cend how, double now)
 }
 
 static void cconn_start(struct cconn *c, uint64_t index, uint64_t seed, uint64_t min_size,
-			uint64_t max_size, uint64_t pace_every, unsigned pace_ms, double now)
+			uint64_t max_size, uint64_t pace_every, unsigned pace_ms, uint64_t abort_every,
+			double now)
 {
 	memset(c, 0, sizeof(*c));
 	c->index = index;
@@ -736,6 +754,11 @@ static void cconn_start(struct cconn *c, uint64_t index, uint64_t seed, uint64_t
 		c->h.pace_ms = (uint16_t)pace_ms;
 		c->h.order = ORDER_REQ_FIRST;
 		c->h.rep_len = max_size / 4 + rnd_below(&c->rng, max_size - max_size / 4 + 1);
+	}
+	c->abort_at = UINT64_MAX;
+	if (abort_every && index % abort_every == abort_every - 1) {
+		c->h.aborts = true;
+		c->abort_at = rnd_below(&c->rng, c->h.req_len + c->h.rep_len + 1);
 	}
 	header_encode(&c->h, c->hdr);
 	c->req_start = stream_start(c->h.seed, 0);
@@ -831,7 +854,7 @@ static bool cconn_recv(struct cconn *c, double now)
 static int cmd_soak(int argc, char **argv)
 {
 	uint64_t conns = 1000, concurrency = 64, seed = 1, max_size = 1u << 20, pace_every = 0;
-	uint64_t min_size = 0;
+	uint64_t min_size = 0, abort_every = 0;
 	unsigned pace_ms = 10;
 	double secs = 0, timeout = 30, deadline_secs = 600;
 	bool stop_on_connect_fail = false, stopped = false;
@@ -861,6 +884,7 @@ static int cmd_soak(int argc, char **argv)
 		else if (strcmp(a, "--seed") == 0) seed = parse_u64(v, a);
 		else if (strcmp(a, "--max-size") == 0) max_size = parse_u64(v, a);
 		else if (strcmp(a, "--min-size") == 0) min_size = parse_u64(v, a);
+		else if (strcmp(a, "--abort-every") == 0) abort_every = parse_u64(v, a);
 		else if (strcmp(a, "--pace-every") == 0) pace_every = parse_u64(v, a);
 		else if (strcmp(a, "--pace-ms") == 0) pace_ms = (unsigned)parse_u64(v, a);
 		else if (strcmp(a, "--timeout") == 0) timeout = atof(v);
@@ -891,7 +915,8 @@ static int cmd_soak(int argc, char **argv)
 			struct cconn *c = &cs[i];
 
 			if (c->state == C_FREE && launching) {
-				cconn_start(c, next++, seed, min_size, max_size, pace_every, pace_ms, now);
+				cconn_start(c, next++, seed, min_size, max_size, pace_every, pace_ms,
+					    abort_every, now);
 				active++;
 				launching = next < conns && !stopped;
 			}
@@ -958,6 +983,11 @@ static int cmd_soak(int argc, char **argv)
 				active--;
 				continue;
 			}
+			if (c->h.aborts && c->sent > HDR_SIZE - 1 && c->sent - HDR_SIZE + c->got >= c->abort_at) {
+				cconn_finish(c, END_ABORT, now); /* close() with bytes unread */
+				active--;
+				continue;
+			}
 			/* A REPLY_FIRST request may start the moment the reply ended. */
 			if (c->eof && c->may_send && !c->wr_shut && !cconn_send(c, now)) {
 				active--;
@@ -981,16 +1011,16 @@ static int cmd_soak(int argc, char **argv)
 			cstats.timeout++;
 	{
 		double el = now_s() - t0;
-		uint64_t failed = cstats.started - cstats.ok;
+		uint64_t failed = cstats.started - cstats.ok - cstats.aborted;
 
 		printf("soak conns=%" PRIu64 " ok=%" PRIu64 " failed=%" PRIu64 " corrupt_conns=%" PRIu64
 		       " corrupt_bytes=%" PRIu64 " short=%" PRIu64 " long=%" PRIu64 " reset=%" PRIu64
-		       " epipe=%" PRIu64 " other=%" PRIu64 " connect_fail=%" PRIu64
+		       " epipe=%" PRIu64 " other=%" PRIu64 " aborted=%" PRIu64 " connect_fail=%" PRIu64
 		       " connect_errno=%d timeout=%" PRIu64 " bytes_up=%" PRIu64 " bytes_down=%" PRIu64
 		       " secs=%.3f max_fail_stall_ms=%.0f max_ok_ms=%.0f mean_ok_ms=%.1f\n",
 		       cstats.started, cstats.ok, failed, cstats.corrupt_conns, cstats.corrupt_bytes,
 		       cstats.short_conns, cstats.long_conns, cstats.reset, cstats.epipe,
-		       cstats.other_err, cstats.connect_fail, cstats.first_connect_errno,
+		       cstats.other_err, cstats.aborted, cstats.connect_fail, cstats.first_connect_errno,
 		       cstats.timeout, cstats.bytes_up, cstats.bytes_down, el,
 		       cstats.max_fail_stall * 1000, cstats.max_ok_secs * 1000,
 		       cstats.ok ? cstats.sum_ok_secs * 1000 / (double)cstats.ok : 0.0);
@@ -1185,23 +1215,25 @@ static int cmd_flood(int argc, char **argv)
 	unsigned char hdr[HDR_SIZE];
 	uint64_t attempts = 0, refused = 0, served = 0, eagain = 0, other = 0;
 	uint64_t concurrency = 16;
-	double secs = 3, t0;
+	double secs = 3, rate = 0, t0;
 	struct pollfd *p;
 	int first_other = 0;
 
 	if (argc < 1)
-		die("flood PATH --secs S [--concurrency C] [--uid U]");
+		die("flood PATH --secs S [--concurrency C] [--rate N] [--uid U]");
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--secs") == 0)
 			secs = atof(argv[i + 1]);
 		else if (strcmp(argv[i], "--concurrency") == 0)
 			concurrency = parse_u64(argv[i + 1], "concurrency");
+		else if (strcmp(argv[i], "--rate") == 0)
+			rate = atof(argv[i + 1]);
 		else if (strcmp(argv[i], "--uid") == 0)
 			drop_to((uid_t)parse_u64(argv[i + 1], "uid"));
 		else
 			die("flood: unknown option %s", argv[i]);
 	}
-	signal(SIGPIPE, SIG_IGN);
+	install_signals(); /* SIGTERM ends the flood early, with its report */
 	header_encode(&h, hdr);
 	p = calloc(concurrency, sizeof(*p));
 	if (!p)
@@ -1209,12 +1241,14 @@ static int cmd_flood(int argc, char **argv)
 	for (size_t i = 0; i < concurrency; i++)
 		p[i].fd = -1;
 	t0 = now_s();
-	while (now_s() - t0 < secs) {
+	while (!got_stop && now_s() - t0 < secs) {
 		for (size_t i = 0; i < concurrency; i++) {
 			int fd;
 
 			if (p[i].fd >= 0)
 				continue;
+			if (rate > 0 && (double)attempts >= rate * (now_s() - t0))
+				break; /* ahead of the requested rate */
 			attempts++;
 			fd = connect_unix(argv[0], true);
 			if (fd < 0) {
