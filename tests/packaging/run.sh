@@ -74,7 +74,7 @@ arch=$(uname -m)
 # --- prerequisites -------------------------------------------------------
 missing=
 for tool in rpmbuild rpm rpm2cpio cpio rpmlint rpmspec mmdebstrap systemd-analyze systemd-nspawn \
-	unshare nsenter chroot pgrep git gcc python3; do
+	unshare nsenter chroot pgrep git gcc python3 shellcheck; do
 	command -v "$tool" >/dev/null || missing="$missing $tool"
 done
 kconfig=$(dpkg -L kiwi 2>/dev/null | grep -m1 '/kiwi/config/functions\.sh$')
@@ -88,6 +88,9 @@ if [ -n "$missing" ]; then
 	finish
 fi
 pass "prerequisites"
+
+check "shellcheck: the KIWI snippet and the packaging scripts" \
+	shellcheck -S warning config.sh.d/rdd-guest.sh "$here/kiwi-config.sh" "$here/build-rpm.sh" "$here/run.sh"
 
 # --- build ---------------------------------------------------------------
 build_release() { # N [--nocheck] -> topdir $work/rpm-N; prints "SRPM RPM" paths
