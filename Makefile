@@ -51,7 +51,7 @@ $(BUILD)/obj $(BUILD)/tests:
 	mkdir -p $@
 
 # Every suite; each prints "N passed, N failed" as its last line.
-check: check-unit check-integration check-vm check-docker
+check: check-unit check-integration check-packaging check-vm check-docker
 
 check-unit: $(UNIT_TESTS)
 	@tests/unit/run $(UNIT_TESTS)
