@@ -831,7 +831,7 @@ def s_mute_backend(sc):
     check(bs["corrupt_bytes"] == 0 and bs["errors"] == 0, f"backend {bs}")
     check_rate(ratio, "echo")
     if not SANITIZED:
-        check(speed <= 1.5, "exchanges took 1.5x as long")
+        check(speed <= 2, "exchanges took twice as long")
     if not SANITIZED:
         check(rss1 - rss0 <= 16 * 128 + RSS_TOLERANCE_KIB,
               "RSS grew by more than one read buffer per mute connection")
@@ -911,7 +911,7 @@ def s_shutdown(sc):
     b = sc.backend()
     d = sc.daemon(daemon_args(sc, "--drain-timeout", str(drain)))
     listen = sc.path("l.sock")
-    bg = soak_bg(listen, secs=30, concurrency=64, seed=41, pace_every=8, pace_ms=10,
+    bg = soak_bg(listen, secs=30, concurrency=64, seed=41, pace_every=8, pace_ms=20,
                  stop_on_connect_fail=True, timeout=15)
     sc.procs.append(bg)
     time.sleep(2)
@@ -1114,6 +1114,11 @@ def bad_input_cases(sc):
         ("NOFILE 5", [], {}, None, "error", "Too many open files"),
         ("stdin, stdout, stderr closed", ["--log-level", "debug"], {}, None, "serves-closed-stdio",
          None),
+        # Then the inherited listener is fd 3 and the first free number, 2,
+        # goes to a socket: log lines must not end up in a relayed stream.
+        ("socket activation, stdin, stdout, stderr closed", ["--log-level", "debug"],
+         {"LISTEN_FDS": "1", "LISTEN_PID": "self", "RDD_CLOSE_STDIO": "1"}, "listener",
+         "serves-closed-stdio", None),
         # Sockets numbered above FD_SETSIZE cannot go into select(): the
         # daemon must either say so or cope, not listen and never accept.
         ("1100 inherited descriptors", [], {}, None, "error-or-serves", None),
@@ -1136,6 +1141,9 @@ else:
         pass
 if os.environ.get("LISTEN_PID") == "self":
     os.environ["LISTEN_PID"] = str(os.getpid())
+if os.environ.pop("RDD_CLOSE_STDIO", None):
+    for std in (0, 1, 2):
+        os.close(std)
 os.execv(sys.argv[2], sys.argv[2:])
 """
 
@@ -1263,12 +1271,28 @@ def run_bad_case(sc, name, extra, env, fd3, expect, pattern):
                 outcome = f"daemon up, 20/20 clients closed within {r['max_fail_stall_ms']:.0f} ms"
             else:
                 r = soak(listen, conns=50, concurrency=8, seed=62, timeout=4, deadline=8)
-                why = ("DAEMON FINDING: its sockets are numbered above FD_SETSIZE and never "
-                       "enter select()" if "inherited" in name else "relay broken")
+                if "inherited" in name:
+                    why = ("DAEMON FINDING: its sockets are numbered above FD_SETSIZE and "
+                           "never enter select()")
+                elif expect == "serves-closed-stdio":
+                    why = ("DAEMON FINDING: stderr (fd 2) was closed, a relayed socket got "
+                           "number 2, and log lines were written into the relayed stream")
+                else:
+                    why = "relay broken"
                 check(r["ok"] == 50 and r["corrupt_bytes"] == 0,
-                      f"listening but not serving: {r['ok']}/50 ok, {r['timeout']} timed out "
-                      f"({why})")
-                outcome = "served 50/50 exchanges intact"
+                      f"{r['ok']}/50 exchanges ok: {r['timeout']} timed out, {r['long']} got "
+                      f"extra bytes, {r['corrupt_bytes']} corrupt bytes ({why})")
+                if expect == "serves-closed-stdio":
+                    # Served once, so the handlers are in: a counters line
+                    # goes to whatever fd 2 is now, then more exchanges.
+                    proc.send_signal(signal.SIGUSR1)
+                    time.sleep(0.1)
+                    r2 = soak(listen, conns=50, concurrency=8, seed=63, timeout=4, deadline=8)
+                    check(r2["ok"] == 50 and r2["corrupt_bytes"] == 0, f"relay: {r2}")
+                bst = backend.stats()
+                check(bst["corrupt_bytes"] == 0 and bst["overrun"] == 0 and bst["bad_header"] == 0
+                      and bst["errors"] == 0, f"the backend received foreign bytes: {bst}")
+                outcome = f"served {bst['ok']} exchanges intact at both ends"
             if pattern:
                 check(pattern in open(logp, errors="replace").read(), f"no '{pattern}' in the log")
             proc.send_signal(signal.SIGTERM)
