@@ -21,8 +21,10 @@ const char *peer_describe(const struct peer *peer, char *buf, size_t size)
 {
 	if (peer->family == AF_VSOCK)
 		snprintf(buf, size, "cid=%u port=%u", peer->cid, peer->port);
-	else
+	else if (peer->credentials)
 		snprintf(buf, size, "uid=%u pid=%d", (unsigned)peer->uid, (int)peer->pid);
+	else
+		snprintf(buf, size, "on unix socket");
 	return buf;
 }
 
@@ -185,7 +187,7 @@ int listener_open(struct listener *listener, const struct config *cfg)
 	return listener_bind_unix(listener, cfg->unix_path);
 }
 
-int listener_accept(struct listener *listener, struct peer *peer)
+int listener_accept(struct listener *listener, struct peer *peer, bool want_credentials)
 {
 	union {
 		struct sockaddr sa;
@@ -203,7 +205,7 @@ int listener_accept(struct listener *listener, struct peer *peer)
 	if (listener->family == AF_VSOCK) {
 		peer->cid = addr.vm.svm_cid;
 		peer->port = addr.vm.svm_port;
-	} else if (listener->family == AF_UNIX) {
+	} else if (listener->family == AF_UNIX && want_credentials) {
 		struct ucred cred;
 		socklen_t cred_len = sizeof(cred);
 
@@ -214,6 +216,7 @@ int listener_accept(struct listener *listener, struct peer *peer)
 		}
 		peer->uid = cred.uid;
 		peer->pid = cred.pid;
+		peer->credentials = true;
 	}
 	return fd;
 }

@@ -20,8 +20,9 @@ struct listener {
 /* Returns 0, or -errno after logging why. */
 int listener_open(struct listener *listener, const struct config *cfg);
 
-/* Returns a non-blocking descriptor and fills *peer, or -errno. */
-int listener_accept(struct listener *listener, struct peer *peer);
+/* Returns a non-blocking descriptor and fills *peer, or -errno. A unix
+ * peer's uid and pid cost a system call: asked for only when wanted. */
+int listener_accept(struct listener *listener, struct peer *peer, bool want_credentials);
 
 /* Stops listening; pending connections in the backlog see a close. */
 void listener_close(struct listener *listener);

@@ -3,6 +3,7 @@
 #ifndef RDD_PEER_H
 #define RDD_PEER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -12,9 +13,11 @@ struct peer {
 	uint32_t cid, port;
 	uid_t uid;
 	pid_t pid;
+	bool credentials; /* uid and pid were asked for (unix peers) */
 };
 
-/* "cid=2 port=1234" or "uid=0 pid=42": the words every log line uses. */
+/* "cid=2 port=1234", "uid=0 pid=42", or "on unix socket" when the
+ * credentials were not asked for: the words every log line uses. */
 const char *peer_describe(const struct peer *peer, char *buf, size_t size);
 
 #define PEER_DESCRIBE_SIZE 48

@@ -177,6 +177,9 @@ static void serve_peer(struct server *s, int peer_fd, const struct peer *peer, u
 
 static void accept_peers(struct server *s, uint64_t now)
 {
+	/* The uid decides only with --allow-uid; debug lines name it too. */
+	bool want_credentials = s->cfg->policy.n_uids > 0 || log_enabled(LOG_LEVEL_DEBUG);
+
 	for (int i = 0; i < ACCEPTS_PER_ROUND && s->counters.active < s->cfg->max_connections; i++) {
 		struct peer peer;
 		int fd;
@@ -189,7 +192,7 @@ static void accept_peers(struct server *s, uint64_t now)
 			}
 			s->spare_backend_fd = fd;
 		}
-		fd = listener_accept(&s->listener, &peer);
+		fd = listener_accept(&s->listener, &peer, want_credentials);
 		if (fd < 0) {
 			int err = -fd;
 
