@@ -33,7 +33,7 @@ MAIN_OBJ := $(BUILD)/obj/main.o
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all check check-unit check-integration check-sanitize check-valgrind \
-	check-packaging check-vm check-docker check-stress bench rpm \
+	check-packaging check-vm check-docker check-stress check-stress-sanitize bench rpm \
 	install uninstall clean
 
 all: $(BUILD)/rdd-guest
@@ -61,14 +61,26 @@ check-integration: $(BUILD)/rdd-guest
 
 # The whole suite again, built with AddressSanitizer and UBSan in its own
 # build directory; any report fails the run.
+SANITIZE_FLAGS = BUILD=build/sanitize CC=clang \
+	CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	LDFLAGS="-fsanitize=address,undefined"
+
 check-sanitize:
-	RDD_SANITIZED=1 $(MAKE) BUILD=build/sanitize CC=clang \
-		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
-		LDFLAGS="-fsanitize=address,undefined" check-unit check-integration
+	RDD_SANITIZED=1 $(MAKE) $(SANITIZE_FLAGS) check-unit check-integration
 
 # The integration tests with the daemon under valgrind's memcheck.
 check-valgrind: $(BUILD)/rdd-guest
 	RDD_GUEST=$(abspath $(BUILD)/rdd-guest) RDD_VALGRIND=1 $(PYTHON) -m pytest -q tests/integration
+
+# Soak, exhaustion, hostile peers, faults, signals, bad input, fuzzing;
+# one figure line per scenario. The second target runs it against the
+# ASan/UBSan build.
+check-stress: $(BUILD)/rdd-guest
+	tests/stress/run.sh $(abspath $(BUILD)/rdd-guest)
+
+check-stress-sanitize:
+	$(MAKE) $(SANITIZE_FLAGS) all
+	RDD_SANITIZED=1 tests/stress/run.sh $(abspath build/sanitize/rdd-guest)
 
 # The daemon on a real kernel's AF_VSOCK: Debian's kernel under qemu.
 check-vm: $(BUILD)/rdd-guest

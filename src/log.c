@@ -8,6 +8,13 @@
 
 int log_max_level = LOG_LEVEL_INFO;
 
+void text_make_printable(char *text)
+{
+	for (; *text; text++)
+		if ((unsigned char)*text < 0x20 || *text == 0x7f)
+			*text = '?';
+}
+
 /* Format the whole line first and write it with one call, so that a line is
  * never interleaved with another process's output on a shared stderr. */
 static void log_emit(int level, uint64_t suppressed, const char *fmt, va_list ap)
@@ -22,6 +29,8 @@ static void log_emit(int level, uint64_t suppressed, const char *fmt, va_list ap
 	len += body;
 	if ((size_t)len >= sizeof(line) - 64)
 		len = (int)sizeof(line) - 64;
+	line[len] = '\0';
+	text_make_printable(line);
 	if (suppressed > 0)
 		len += snprintf(line + len, sizeof(line) - (size_t)len,
 				" (%llu similar messages suppressed)",

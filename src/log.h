@@ -20,6 +20,11 @@ extern int log_max_level;
 
 void log_at(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Replaces control characters (a newline above all) with '?', so that text
+ * from outside (an argument, a path) can never start a forged line of its
+ * own in the journal. */
+void text_make_printable(char *text);
+
 static inline bool log_enabled(int level)
 {
 	return level <= log_max_level;

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "descriptors.h"
 #include "log.h"
 #include "options.h"
 #include "server.h"
@@ -27,6 +28,7 @@ int main(int argc, char **argv)
 {
 	struct config cfg;
 
+	descriptors_open_stdio();
 	switch (options_parse(&cfg, argc, argv, stdout, stderr)) {
 	case OPTIONS_EXIT_OK:
 		return 0;
@@ -36,5 +38,7 @@ int main(int argc, char **argv)
 		break;
 	}
 	log_max_level = cfg.log_level;
+	if (descriptors_check_room(cfg.max_connections) < 0)
+		return 1;
 	return server_run(&cfg);
 }

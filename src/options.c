@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,6 +79,27 @@ void options_defaults(struct config *cfg)
 	cfg->use_splice = true;
 }
 
+/* How much of an argument an error line repeats: enough to recognise it;
+ * a 100 KB argument must not push the reason off the end of the line. */
+#define ECHO "80"
+
+/* One line on `err`: "rdd-guest: " and the message, with any control
+ * character from the user's text made harmless (a newline in an argument
+ * must not make a second line). */
+static void usage_error(FILE *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void usage_error(FILE *err, const char *fmt, ...)
+{
+	char message[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	text_make_printable(message);
+	fprintf(err, "rdd-guest: %s\n", message);
+}
+
 /* A decimal number in [min, max]: digits only, no sign, no spaces, no
  * suffix, so "-1", "0x2", " 2" and "2k" are all errors, not surprises. */
 static int parse_number(const char *text, uint64_t min, uint64_t max, uint64_t *value)
@@ -140,7 +162,7 @@ static int parse_listen(struct config *cfg, const char *text, FILE *err)
 
 	if (strncmp(text, "vsock:", 6) == 0) {
 		if (parse_number(text + 6, 1, VSOCK_PORT_MAX, &port) < 0) {
-			fprintf(err, "rdd-guest: --listen %s: the vsock port must be a number from 1 to %u\n",
+			usage_error(err, "--listen %." ECHO "s: the vsock port must be a number from 1 to %u",
 				text, VSOCK_PORT_MAX);
 			return -1;
 		}
@@ -152,7 +174,7 @@ static int parse_listen(struct config *cfg, const char *text, FILE *err)
 		int r = parse_path(text + 5, cfg->unix_path, sizeof(cfg->unix_path));
 
 		if (r < 0) {
-			fprintf(err, "rdd-guest: --listen %s: %s\n", text,
+			usage_error(err, "--listen %." ECHO "s: %s", text,
 				r == -ENAMETOOLONG ? "the socket path is too long (at most 107 bytes)"
 						   : "the socket path is empty");
 			return -1;
@@ -160,7 +182,7 @@ static int parse_listen(struct config *cfg, const char *text, FILE *err)
 		cfg->listen_kind = LISTEN_UNIX;
 		return 0;
 	}
-	fprintf(err, "rdd-guest: --listen %s: expected vsock:PORT or unix:PATH\n", text);
+	usage_error(err, "--listen %." ECHO "s: expected vsock:PORT or unix:PATH", text);
 	return -1;
 }
 
@@ -168,11 +190,11 @@ static int add_allowed(const char *option, const char *text, uint64_t max, uint6
 		       size_t count, FILE *err)
 {
 	if (count >= POLICY_MAX_ENTRIES) {
-		fprintf(err, "rdd-guest: %s: at most %d may be given\n", option, POLICY_MAX_ENTRIES);
+		usage_error(err, "%s: at most %d may be given", option, POLICY_MAX_ENTRIES);
 		return -1;
 	}
 	if (parse_number(text, 0, max, value) < 0) {
-		fprintf(err, "rdd-guest: %s %s: expected a number from 0 to %llu\n", option, text,
+		usage_error(err, "%s %." ECHO "s: expected a number from 0 to %llu", option, text,
 			(unsigned long long)max);
 		return -1;
 	}
@@ -198,7 +220,7 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, FIL
 			int r = parse_path(optarg, cfg->backend_path, sizeof(cfg->backend_path));
 
 			if (r < 0) {
-				fprintf(err, "rdd-guest: --backend '%s': %s\n", optarg,
+				usage_error(err, "--backend '%." ECHO "s': %s", optarg,
 					r == -ENAMETOOLONG ? "the path is too long (at most 107 bytes)"
 							   : "the path is empty");
 				return OPTIONS_USAGE_ERROR;
@@ -220,7 +242,7 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, FIL
 			break;
 		case OPT_MAX_CONNECTIONS:
 			if (parse_number(optarg, 1, RDD_MAX_CONNECTIONS_LIMIT, &value) < 0) {
-				fprintf(err, "rdd-guest: --max-connections %s: expected a number from 1 to %u (select() handles descriptors below %d)\n",
+				usage_error(err, "--max-connections %." ECHO "s: expected a number from 1 to %u (select() handles descriptors below %d)",
 					optarg, (unsigned)RDD_MAX_CONNECTIONS_LIMIT, FD_SETSIZE);
 				return OPTIONS_USAGE_ERROR;
 			}
@@ -228,7 +250,7 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, FIL
 			break;
 		case OPT_DRAIN_TIMEOUT:
 			if (parse_number(optarg, 0, 86400, &value) < 0) {
-				fprintf(err, "rdd-guest: --drain-timeout %s: expected seconds from 0 to 86400\n",
+				usage_error(err, "--drain-timeout %." ECHO "s: expected seconds from 0 to 86400",
 					optarg);
 				return OPTIONS_USAGE_ERROR;
 			}
@@ -236,7 +258,7 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, FIL
 			break;
 		case OPT_LOG_LEVEL:
 			if (parse_log_level(optarg, &cfg->log_level) < 0) {
-				fprintf(err, "rdd-guest: --log-level %s: expected err, warning, info or debug\n",
+				usage_error(err, "--log-level %." ECHO "s: expected err, warning, info or debug",
 					optarg);
 				return OPTIONS_USAGE_ERROR;
 			}
@@ -254,16 +276,16 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, FIL
 			fprintf(out, "rdd-guest %s\n", RDD_GUEST_VERSION);
 			return OPTIONS_EXIT_OK;
 		case ':':
-			fprintf(err, "rdd-guest: option '%s' needs a value; see --help\n",
+			usage_error(err, "option '%." ECHO "s' needs a value; see --help",
 				argv[optind - 1]);
 			return OPTIONS_USAGE_ERROR;
 		default:
-			fprintf(err, "rdd-guest: unknown option '%s'; see --help\n", argv[optind - 1]);
+			usage_error(err, "unknown option '%." ECHO "s'; see --help", argv[optind - 1]);
 			return OPTIONS_USAGE_ERROR;
 		}
 	}
 	if (optind < argc) {
-		fprintf(err, "rdd-guest: unexpected argument '%s'; see --help\n", argv[optind]);
+		usage_error(err, "unexpected argument '%." ECHO "s'; see --help", argv[optind]);
 		return OPTIONS_USAGE_ERROR;
 	}
 	if (cfg->policy.n_cids == 0)

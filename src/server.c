@@ -48,6 +48,10 @@ struct server {
 	uint64_t drain_deadline_ms;
 	uint64_t extend_next_ms;
 	struct ratelimit refused_log, dial_log, accept_log[ACCEPT_ERROR_KINDS];
+	/* SIGUSR1: a storm of them is one line a second, and the last request
+	 * of a storm is still answered, when its second is up. */
+	struct ratelimit report_log;
+	bool report_pending;
 };
 
 static enum accept_error_kind accept_error_kind(int err)
@@ -222,8 +226,32 @@ static void accept_peers(struct server *s, uint64_t now)
 	}
 }
 
+/* Peers still waiting in the backlog would be reset when the listener
+ * closes; take each and close it with EOF instead. */
+static void turn_away_backlog(struct server *s)
+{
+	unsigned turned_away = 0;
+
+	for (unsigned i = 0; i < 4096; i++) {
+		struct peer peer;
+		int fd = listener_accept(&s->listener, &peer, false);
+
+		if (fd == -EINTR || fd == -ECONNABORTED)
+			continue;
+		if (fd < 0)
+			break;
+		close_with_eof(fd);
+		turned_away++;
+	}
+	if (turned_away > 0)
+		log_at(LOG_LEVEL_INFO, "stopping: %u connection(s) still waiting to be accepted closed",
+		       turned_away);
+}
+
 static void start_drain(struct server *s, uint64_t now)
 {
+	if (s->listener.fd >= 0)
+		turn_away_backlog(s);
 	listener_close(&s->listener);
 	if (s->spare_backend_fd >= 0)
 		close(s->spare_backend_fd);
@@ -252,7 +280,7 @@ static void handle_signals(struct server *s, uint64_t now)
 	struct signal_counts sig = signals_take();
 
 	if (sig.report)
-		log_counters(s);
+		s->report_pending = true;
 	if (sig.hangup)
 		log_at(LOG_LEVEL_DEBUG, "SIGHUP ignored: there is no configuration to reload");
 	if (sig.stop == 0)
@@ -306,7 +334,18 @@ static int server_loop(struct server *s)
 			}
 		}
 
+		if (s->report_pending) {
+			uint64_t suppressed;
+
+			if (ratelimit_allow(&s->report_log, now, &suppressed)) {
+				log_counters(s);
+				s->report_pending = false;
+			}
+		}
 		timeout = notify_tick(&s->counters, now);
+		if (s->report_pending)
+			timeout = min_timeout(timeout, ms_until(s->report_log.last_ms +
+								  RATELIMIT_INTERVAL_MS, now));
 		loop_begin(&loop);
 		loop_want(&loop, s->signal_fd, LOOP_READ);
 		listening = s->listener.fd >= 0 && !s->draining &&

@@ -132,6 +132,29 @@ def test_drain_timeout_ends_the_rest_with_eof_not_reset(workdir, run, backends):
     assert d.log_lines("drain timeout: ending 1 connection(s)")
 
 
+def test_sigterm_closes_the_backlog_with_eof(workdir, run, backends):
+    """Peers still waiting to be accepted when SIGTERM comes read EOF,
+    not a reset, and never reach the backend."""
+    b = backends(f"{workdir}/b.sock", echo_after_eof)
+    d = run(args_for(workdir, "--max-connections", "1", "--drain-timeout", "5"))
+    held = connect(f"{workdir}/l.sock")
+    wait_for(lambda: b.accepted == 1, 5, "the first connection")
+    waiting = []
+    for _ in range(3):
+        s = connect(f"{workdir}/l.sock")
+        s.sendall(b"queued request")
+        waiting.append(s)
+    time.sleep(0.3)
+    d.signal(signal.SIGTERM)
+    for s in waiting:
+        assert recv_all(s) == b""  # ConnectionResetError would fail here
+    assert b.accepted == 1
+    held.shutdown(socket.SHUT_WR)
+    assert recv_all(held) == b"echo:"
+    assert d.wait(5) == 0
+    assert d.log_lines("stopping: 3 connection(s) still waiting to be accepted closed")
+
+
 def test_second_sigterm_exits_at_once(workdir, run, backends):
     backends(f"{workdir}/b.sock", streaming_backend(b"s" * 1000, 600, 0.05))
     d = run(args_for(workdir, "--drain-timeout", "60"))
@@ -315,6 +338,7 @@ def test_sigusr1_logs_counters_and_sighup_is_harmless(workdir, run, backends):
     ["--drain-timeout", "soon"],
     ["--log-level", "verbose"],
     ["extra"],
+    ["--log-level", "debug\n<3>a forged second line"],
 ])
 def test_bad_command_line_exits_2_with_one_line(workdir, argv):
     sock = f"{workdir}/never.sock"

@@ -132,6 +132,8 @@ static void test_bad_command_lines(void)
 		{ "--drain-timeout", "1.5", NULL },
 		{ "--log-level", "loud", NULL },
 		{ "--splice=yes", NULL },
+		{ "--log-level", "debug\n<3>a forged second line", NULL },
+		{ "--listen\nx", NULL },
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
