@@ -17,6 +17,13 @@
  * services) waits in the kernel rather than being refused. */
 #define LISTEN_BACKLOG 128
 
+/* Room for any address this daemon listens on or accepts from. */
+union socket_address {
+	struct sockaddr sa;
+	struct sockaddr_vm vm;
+	struct sockaddr_un un;
+};
+
 const char *peer_describe(const struct peer *peer, char *buf, size_t size)
 {
 	if (peer->family == AF_VSOCK)
@@ -30,11 +37,7 @@ const char *peer_describe(const struct peer *peer, char *buf, size_t size)
 
 static void describe_address(struct listener *listener)
 {
-	union {
-		struct sockaddr sa;
-		struct sockaddr_vm vm;
-		struct sockaddr_un un;
-	} addr;
+	union socket_address addr;
 	socklen_t len = sizeof(addr);
 
 	memset(&addr, 0, sizeof(addr));
@@ -189,11 +192,7 @@ int listener_open(struct listener *listener, const struct config *cfg)
 
 int listener_accept(struct listener *listener, struct peer *peer, bool want_credentials)
 {
-	union {
-		struct sockaddr sa;
-		struct sockaddr_vm vm;
-		struct sockaddr_un un;
-	} addr;
+	union socket_address addr;
 	socklen_t len = sizeof(addr);
 	int fd;
 
