@@ -371,6 +371,22 @@ static uint32_t conn_wants(const struct conn *c)
 	}
 }
 
+/* One step of a connection's work; then it is freed when done, or its
+ * epoll interest follows what it now waits for. */
+static void conn_advance(int ep, struct conn *c)
+{
+	if (!conn_step(c)) {
+		conn_free(ep, c);
+		return;
+	}
+	uint32_t want = conn_wants(c);
+	if (want != c->events) {
+		c->events = want;
+		struct epoll_event cev = { .events = want, .data.ptr = c };
+		epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &cev);
+	}
+}
+
 static volatile sig_atomic_t stop_requested;
 
 static void on_stop(int sig)
@@ -434,29 +450,11 @@ static int run_backend(const char *path)
 						free(c);
 						continue;
 					}
-					if (!conn_step(c)) {
-						conn_free(ep, c);
-						continue;
-					}
-					uint32_t want = conn_wants(c);
-					if (want != c->events) {
-						c->events = want;
-						cev.events = want;
-						epoll_ctl(ep, EPOLL_CTL_MOD, fd, &cev);
-					}
+					conn_advance(ep, c);
 				}
 				continue;
 			}
-			if (!conn_step(c)) {
-				conn_free(ep, c);
-				continue;
-			}
-			uint32_t want = conn_wants(c);
-			if (want != c->events) {
-				c->events = want;
-				struct epoll_event cev = { .events = want, .data.ptr = c };
-				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &cev);
-			}
+			conn_advance(ep, c);
 		}
 	}
 	unlink(path);
