@@ -1,0 +1,110 @@
+/* The relay's fallback from splice to read/write, which no kernel here
+ * needs (unix and vsock sockets all splice), forced by interposing
+ * splice(2): this test binary's definition wins over libc's. Bytes must
+ * arrive intact and in order whether the failure comes on the way into the
+ * pipe or out of it, with bytes already in the pipe. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "relay.h"
+#include "unit.h"
+
+enum refuse { REFUSE_NONE, REFUSE_INTO_PIPE, REFUSE_OUT_OF_PIPE };
+static enum refuse refuse;
+static unsigned refused;
+
+static bool is_pipe(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+ssize_t splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len,
+	       unsigned int flags)
+{
+	bool into_pipe = is_pipe(fd_out);
+
+	if ((refuse == REFUSE_INTO_PIPE && into_pipe) ||
+	    (refuse == REFUSE_OUT_OF_PIPE && !into_pipe)) {
+		refused++;
+		errno = EINVAL; /* what splice says when a file cannot splice */
+		return -1;
+	}
+	return syscall(SYS_splice, fd_in, off_in, fd_out, off_out, len, flags);
+}
+
+static void transfer_with(enum refuse how)
+{
+	enum { TOTAL = 4 * 1024 * 1024 };
+	char *data = malloc(TOTAL), *got = malloc(TOTAL);
+	int peer[2], backend[2];
+	struct peer who = { .family = AF_UNIX };
+	struct connection *conn;
+	size_t sent = 0, received = 0;
+
+	for (size_t i = 0; i < TOTAL; i++)
+		data[i] = (char)(i * 2654435761u >> 13);
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, peer);
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, backend);
+	conn = connection_new(peer[1], backend[1], &who, false, true, clock_now_ms());
+	refuse = how;
+	refused = 0;
+	for (int i = 0; i < 20000; i++) {
+		struct loop loop;
+		ssize_t n;
+
+		if (sent < TOTAL) {
+			n = write(peer[0], data + sent, TOTAL - sent);
+			if (n > 0)
+				sent += (size_t)n;
+			if (sent == TOTAL)
+				shutdown(peer[0], SHUT_WR);
+		}
+		loop_begin(&loop);
+		connection_want(conn, &loop);
+		loop_wait(&loop, 10);
+		connection_service(conn, &loop);
+		while ((n = read(backend[0], got + received, TOTAL - received)) > 0)
+			received += (size_t)n;
+		if (received == TOTAL && conn->upstream.state == DIRECTION_DONE)
+			break;
+	}
+	CHECK(refused == 1); /* one refusal, then read/write for good */
+	CHECK(conn->upstream.mode == COPY_RW);
+	CHECK(received == TOTAL);
+	CHECK(memcmp(data, got, TOTAL) == 0);
+	CHECK(conn->upstream.state == DIRECTION_DONE);
+	refuse = REFUSE_NONE;
+	connection_free(conn);
+	close(peer[0]);
+	close(backend[0]);
+	free(data);
+	free(got);
+}
+
+static void test_source_cannot_splice(void)
+{
+	transfer_with(REFUSE_INTO_PIPE);
+}
+
+static void test_destination_cannot_splice_with_bytes_in_the_pipe(void)
+{
+	transfer_with(REFUSE_OUT_OF_PIPE);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	RUN(test_source_cannot_splice);
+	RUN(test_destination_cannot_splice_with_bytes_in_the_pipe);
+	return unit_summary();
+}
