@@ -419,10 +419,18 @@ static void discard_input(int fd)
 	}
 }
 
+/* Both ways: the peer reads EOF after what was sent, and a peer still
+ * writing gets EPIPE from now on, so nothing new lands in the receive
+ * queue between the discard and the close. */
+static void shut_and_discard(int fd)
+{
+	shutdown(fd, SHUT_RDWR);
+	discard_input(fd);
+}
+
 void close_with_eof(int fd)
 {
-	shutdown(fd, SHUT_WR);
-	discard_input(fd);
+	shut_and_discard(fd);
 	close(fd);
 }
 
@@ -431,17 +439,14 @@ void connection_end(struct connection *conn)
 	struct pump_error ignored;
 	struct direction *dirs[2] = { &conn->upstream, &conn->downstream };
 
-	for (int i = 0; i < 2; i++) {
-		if (dirs[i]->state == DIRECTION_DONE || conn->connecting)
-			continue;
+	for (int i = 0; i < 2 && !conn->connecting; i++) {
 		if (dirs[i]->mode == COPY_SPLICE)
 			(void)splice_out(dirs[i], &ignored);
 		if (dirs[i]->mode == COPY_RW)
 			(void)flush_pending(dirs[i], &ignored);
-		shutdown(dirs[i]->dst, SHUT_WR);
 	}
-	discard_input(conn->peer_fd);
-	discard_input(conn->backend_fd);
+	shut_and_discard(conn->peer_fd);
+	shut_and_discard(conn->backend_fd);
 	connection_free(conn);
 }
 

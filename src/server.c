@@ -250,8 +250,14 @@ static void turn_away_backlog(struct server *s)
 
 static void start_drain(struct server *s, uint64_t now)
 {
-	if (s->listener.fd >= 0)
+	if (s->listener.fd >= 0) {
+		/* A unix listener shut for reading refuses new connects
+		 * (ECONNREFUSED) but still hands out the waiting ones, so none
+		 * can slip in between the last accept and the close. (AF_VSOCK
+		 * ignores this; there the window is a few microseconds.) */
+		shutdown(s->listener.fd, SHUT_RD);
 		turn_away_backlog(s);
+	}
 	listener_close(&s->listener);
 	if (s->spare_backend_fd >= 0)
 		close(s->spare_backend_fd);
