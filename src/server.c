@@ -172,6 +172,7 @@ static void serve_peer(struct server *s, int peer_fd, const struct peer *peer, u
 	conn = connection_new(peer_fd, backend_fd, peer, r == -EINPROGRESS, s->cfg->use_splice, now);
 	if (!conn) {
 		s->counters.failed++;
+		notify_status_changed();
 		log_limited(&s->dial_log, LOG_LEVEL_WARNING, "out of memory for peer %s",
 			    peer_describe(peer, who, sizeof(who)));
 		return;
