@@ -11,11 +11,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import procfs  # noqa: E402 - tests/lib, shared with the stress suite
 
 BINARY = os.environ.get("RDD_GUEST", os.path.join(os.path.dirname(__file__), "../../build/rdd-guest"))
 VALGRIND = os.environ.get("RDD_VALGRIND") == "1"
@@ -91,20 +95,13 @@ class Daemon:
         return rc
 
     def cpu_seconds(self):
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
+        return procfs.cpu_seconds(self.pid)
 
     def rss_kib(self):
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
+        return procfs.rss_kib(self.pid)
 
     def fd_count(self):
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
+        return procfs.fd_count(self.pid)
 
     def kill(self):
         if self.proc.poll() is None:

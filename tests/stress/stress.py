@@ -64,7 +64,8 @@ RSS_TOLERANCE_KIB = 1024
 # the sanitizer's (every large pending buffer is an mmap'd, poisoned,
 # quarantined allocation), so the ratios are printed, not asserted.
 RATE_FLOOR = 0.8
-TICK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import procfs  # noqa: E402 - tests/lib, shared with the integration tests
 MIB = 1 << 20
 
 HDR = struct.Struct("<IBBHQQQ")
@@ -209,23 +210,14 @@ class Daemon:
     def grep(self, text):
         return [line for line in self.lines() if text in line]
 
-    def stat(self):
-        with open(f"/proc/{self.pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()
-
     def cpu(self):
-        fields = self.stat()
-        return (int(fields[11]) + int(fields[12])) / TICK
+        return procfs.cpu_seconds(self.pid)
 
     def rss_kib(self):
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
+        return procfs.rss_kib(self.pid)
 
     def fds(self):
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
+        return procfs.fd_count(self.pid)
 
     def alive(self):
         return self.proc.poll() is None
