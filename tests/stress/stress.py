@@ -1149,7 +1149,6 @@ def run_bad_case(sc, name, extra, env, fd3, expect, pattern):
             os.unlink(p)
     args = ["--listen", f"unix:{listen}", "--backend", bpath] + extra
     keep = []
-    pass_fds = ()
     full_env = {k: v for k, v in os.environ.items()
                 if k not in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
                              "WATCHDOG_USEC", "WATCHDOG_PID")}
@@ -1254,7 +1253,6 @@ def run_bad_case(sc, name, extra, env, fd3, expect, pattern):
             check(proc.poll() is None, f"exited {proc.returncode}: "
                   f"{open(logp, errors='replace').read()[-300:]}")
             if expect == "backend-fails":
-                t = time.monotonic()
                 r = soak(listen, conns=20, concurrency=4, seed=61, min_size=1, timeout=5,
                          deadline=15)
                 check(r["ok"] == 0 and r["timeout"] == 0 and r["max_fail_stall_ms"] < 1000,
