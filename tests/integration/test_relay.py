@@ -1,7 +1,6 @@
 """Bytes through the real daemon: half-close both ways, bulk transfers with
 checksums, slow readers, and peers or backends that fail mid-stream."""
 
-import os
 import socket
 import struct
 import threading
