@@ -51,17 +51,24 @@ wait_until() {
 
 not_running() { ! running "$1"; }
 
-# reap NAME ROLE PID SECONDS: wait for PID at most SECONDS, then kill it;
-# prints its exit status (or exit=killed) as a RESULT line.
-reap() {
-	if wait_until "$4" not_running "$3"; then
-		wait "$3"
-		echo "RESULT $1 role=$2 exit=$?"
+# wait_exit PID SECONDS: wait for PID at most SECONDS, then kill it; sets
+# rc to its exit status, or to "killed".
+wait_exit() {
+	if wait_until "$2" not_running "$1"; then
+		wait "$1"
+		rc=$?
 	else
-		kill -KILL "$3" 2>/dev/null
-		wait "$3" 2>/dev/null
-		echo "RESULT $1 role=$2 exit=killed"
+		kill -KILL "$1" 2>/dev/null
+		wait "$1" 2>/dev/null
+		rc=killed
 	fi
+}
+
+# reap NAME ROLE PID SECONDS: wait_exit, then print the exit status (or
+# exit=killed) as a RESULT line.
+reap() {
+	wait_exit "$3" "$4"
+	echo "RESULT $1 role=$2 exit=$rc"
 }
 
 # start_daemon NAME ARGS...: start rdd-guest, wait for its "listening on" line
@@ -149,14 +156,7 @@ scenario_drain() {
 	# The listener is closed once the signal is handled: a new peer is not served.
 	sleep 1
 	"$VMTOOL" client --name drain-late --connect vsock:1:6663 --send 1K --seed 33 --timeout 10
-	if wait_until 60 not_running "$DPID"; then
-		wait "$DPID"
-		rc=$?
-	else
-		kill -KILL "$DPID"
-		wait "$DPID"
-		rc=killed
-	fi
+	wait_exit "$DPID" 60
 	t1=$(uptime_s)
 	echo "RESULT drain role=daemon exit=$rc inflight_at_sigterm=$inflight drain_timeout=30" \
 		"seconds_to_exit=$(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')"
@@ -179,14 +179,7 @@ scenario_cut() {
 	wait_until 30 test -e /tmp/cut.started || echo "RESULT cut role=client started=0"
 	t0=$(uptime_s)
 	kill -TERM "$DPID"
-	if wait_until 30 not_running "$DPID"; then
-		wait "$DPID"
-		rc=$?
-	else
-		kill -KILL "$DPID"
-		wait "$DPID"
-		rc=killed
-	fi
+	wait_exit "$DPID" 30
 	t1=$(uptime_s)
 	echo "RESULT cut role=daemon exit=$rc drain_timeout=2" \
 		"seconds_to_exit=$(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')"
