@@ -111,6 +111,7 @@ struct connection *connection_new(int peer_fd, int backend_fd, const struct peer
 	conn->peer_fd = peer_fd;
 	conn->backend_fd = backend_fd;
 	conn->connecting = connecting;
+	conn->fresh = true;
 	conn->peer = *peer;
 	conn->started_ms = now_ms;
 	direction_init(&conn->upstream, peer_fd, backend_fd, use_splice);
@@ -347,11 +348,9 @@ static int pump_splice(struct direction *dir, bool readable, bool writable,
 	return 0;
 }
 
-static int direction_pump(struct direction *dir, const struct loop *loop, struct pump_error *error)
+static int direction_pump(struct direction *dir, bool readable, bool writable,
+			  bool other_done, struct pump_error *error)
 {
-	bool readable = loop_ready(loop, dir->src, LOOP_READ);
-	bool writable = loop_ready(loop, dir->dst, LOOP_WRITE);
-
 	if (dir->state == DIRECTION_DONE)
 		return 0;
 	if (dir->mode == COPY_SPLICE) {
@@ -364,13 +363,22 @@ static int direction_pump(struct direction *dir, const struct loop *loop, struct
 	if (dir->mode == COPY_RW && pump_rw(dir, readable, writable, error) < 0)
 		return -1;
 	/* The half-close happens here and only here: after EOF, and after
-	 * every byte read before it was written. */
+	 * every byte read before it was written. When the other direction is
+	 * done too, the close that follows at once tells dst the same. */
 	if (dir->state == DIRECTION_FLUSHING && !direction_holds_bytes(dir)) {
-		if (shutdown(dir->dst, SHUT_WR) < 0 && errno != ENOTCONN)
+		if (!other_done && shutdown(dir->dst, SHUT_WR) < 0 && errno != ENOTCONN)
 			return fail(error, dir->dst, errno);
 		dir->state = DIRECTION_DONE;
 	}
 	return 0;
+}
+
+static int direction_service(struct direction *dir, const struct loop *loop, bool assume_readable,
+			     const struct direction *other, struct pump_error *error)
+{
+	return direction_pump(dir, assume_readable || loop_ready(loop, dir->src, LOOP_READ),
+			      loop_ready(loop, dir->dst, LOOP_WRITE),
+			      other->state == DIRECTION_DONE, error);
 }
 
 static enum relay_status connection_failed(struct connection *conn, const struct pump_error *error)
@@ -398,9 +406,10 @@ enum relay_status connection_service(struct connection *conn, const struct loop 
 		conn->connecting = false;
 		return RELAY_RUNNING;
 	}
-	if (direction_pump(&conn->upstream, loop, &error) < 0 ||
-	    direction_pump(&conn->downstream, loop, &error) < 0)
+	if (direction_service(&conn->upstream, loop, conn->fresh, &conn->downstream, &error) < 0 ||
+	    direction_service(&conn->downstream, loop, false, &conn->upstream, &error) < 0)
 		return connection_failed(conn, &error);
+	conn->fresh = false;
 	if (conn->upstream.state == DIRECTION_DONE && conn->downstream.state == DIRECTION_DONE)
 		return RELAY_FINISHED;
 	return RELAY_RUNNING;

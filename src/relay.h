@@ -44,6 +44,10 @@ struct direction {
 struct connection {
 	int peer_fd, backend_fd;
 	bool connecting; /* the backend dial has not completed yet */
+	/* Accepted in this round: a client (the docker CLI's HTTP request,
+	 * say) writes right after connect, so its first bytes have usually
+	 * arrived by then; reading them at once saves a round of select(). */
+	bool fresh;
 	struct peer peer;
 	struct direction upstream;   /* peer -> backend */
 	struct direction downstream; /* backend -> peer */
