@@ -189,6 +189,61 @@ scenario_cut() {
 	sed "s/^/DLOG cut-daemon /" /tmp/cut-daemon.log
 }
 
+# 3c. A second SIGTERM while draining ends the rest at once: the daemon
+#     exits 0 long before its 60 s window, and the peer reads EOF.
+scenario_term2() {
+	backend term2-backend --listen unix:/run/term2.sock --order after-eof --send 64M --seed 37 \
+		--chunk 64K --pace-ms 20 --timeout 120
+	start_daemon term2-daemon --listen vsock:6667 --backend /run/term2.sock --allow-cid 1 \
+		--drain-timeout 60 --log-level debug
+	rm -f /tmp/term2.started
+	"$VMTOOL" client --name term2 --connect vsock:1:6667 --send 1K --seed 38 \
+		--started-file /tmp/term2.started --timeout 120 &
+	cpid=$!
+	wait_until 30 test -e /tmp/term2.started || echo "RESULT term2 role=client started=0"
+	kill -TERM "$DPID"
+	sleep 1
+	if running "$DPID"; then draining=1; else draining=0; fi
+	t0=$(uptime_s)
+	kill -TERM "$DPID"
+	wait_exit "$DPID" 30
+	t1=$(uptime_s)
+	echo "RESULT term2 role=daemon exit=$rc draining_after_first=$draining drain_timeout=60" \
+		"seconds_after_second=$(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')"
+	reap term2-client client-process "$cpid" 30
+	kill -TERM "$BPID" 2>/dev/null
+	reap term2-backend backend-process "$BPID" 30
+	sed "s/^/DLOG term2-daemon /" /tmp/term2-daemon.log
+}
+
+# 3d. The connection limit: with --max-connections 1 a second host peer
+#     waits in the listener's backlog (no accept-then-reset) while the
+#     first holds the slot, then is relayed intact once it frees.
+scenario_limit() {
+	backend limit-backend --listen unix:/run/limit.sock --order after-eof --send 64K --seed 61 \
+		--count 2 --timeout 60
+	start_daemon limit-daemon --listen vsock:6668 --backend /run/limit.sock --allow-cid 1 \
+		--max-connections 1 --log-level debug
+	# A holds the slot for about 3 s: 1 MiB sent 64 KiB every 0.2 s.
+	"$VMTOOL" client --name limit-a --connect vsock:1:6668 --send 1M --chunk 64K --pace-ms 200 \
+		--seed 62 --timeout 60 &
+	apid=$!
+	sleep 1
+	"$VMTOOL" client --name limit-b --connect vsock:1:6668 --send 64K --seed 63 --timeout 60 &
+	bpid=$!
+	sleep 1
+	# The counters while A is relayed and B waits (SIGUSR1 logs them).
+	if running "$apid"; then a_running=1; else a_running=0; fi
+	if running "$bpid"; then b_waiting=1; else b_waiting=0; fi
+	kill -USR1 "$DPID"
+	wait_until 5 grep -q '^<6>counters:' /tmp/limit-daemon.log
+	echo "RESULT limit role=daemon a_running=$a_running b_waiting=$b_waiting"
+	reap limit-a client-process "$apid" 30
+	reap limit-b client-process "$bpid" 30
+	reap limit-backend backend-process "$BPID" 20
+	stop_daemon limit-daemon
+}
+
 # 4. No --listen: the daemon binds VMADDR_CID_ANY port 6660.
 scenario_default() {
 	backend default-backend --listen unix:/run/default.sock --order after-eof --send 1M --seed 41 --timeout 60

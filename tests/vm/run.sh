@@ -12,7 +12,7 @@
 # check, and ends with "N passed, N failed".
 #
 # Environment:
-#   RDD_VM_SCENARIOS   comma list, default kernel,refuse,relay,drain,cut,default,throughput
+#   RDD_VM_SCENARIOS   comma list, default kernel,refuse,relay,drain,cut,term2,limit,default,throughput
 #   RDD_VM_TIMEOUT     seconds for the whole guest run (default 600)
 #   RDD_VM_KERNEL      kernel image (default: newest /boot/vmlinuz-*)
 #   RDD_VM_THROUGHPUT_SIZE  bytes for scenario 5 (default 256M)
@@ -25,7 +25,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/tests/vm
 DAEMON=${1:-build/rdd-guest}
 case $DAEMON in /*) ;; *) DAEMON=$ROOT/$DAEMON ;; esac
-SCENARIOS=${RDD_VM_SCENARIOS:-kernel,refuse,relay,drain,cut,default,throughput}
+SCENARIOS=${RDD_VM_SCENARIOS:-kernel,refuse,relay,drain,cut,term2,limit,default,throughput}
 VM_TIMEOUT=${RDD_VM_TIMEOUT:-600}
 TP_SIZE=${RDD_VM_THROUGHPUT_SIZE:-256M}
 
@@ -141,10 +141,11 @@ tr -d '\r' <"$CONSOLE" >"$WORK/console.txt"
 # --- checks -------------------------------------------------------------
 C=$WORK/console.txt
 
-# get NAME ROLE KEY: KEY's value on the first "RESULT NAME role=ROLE" line
+# get NAME[#N] ROLE KEY: KEY's value on the first "RESULT NAME role=ROLE"
+# line (with #N: the one for the backend's Nth connection, conn=N)
 get() {
-	awk -v n="$1" -v r="role=$2" -v k="$3" '
-		$1 == "RESULT" && $2 == n && $3 == r {
+	awk -v n="${1%%#*}" -v c="conn=${1#*#}" -v one="$1" -v r="role=$2" -v k="$3" '
+		$1 == "RESULT" && $2 == n && $3 == r && (one == n || $4 == c) {
 			for (i = 4; i <= NF; i++) if (index($i, k "=") == 1) { print substr($i, length(k) + 2); exit }
 		}' "$C"
 }
@@ -268,6 +269,34 @@ for s in $(echo "$SCENARIOS" | tr , ' '); do
 		recv=$(get cut client recv)
 		check "cut: peer got part of the 64 MiB reply, not all of it (${recv} bytes)" \
 			"$(awk -v r="$recv" 'BEGIN { print (r != "" && r > 0 && r < 67108864) ? 1 : 0 }')" = 1
+		;;
+	term2)
+		check "term2: still draining 1 s after the first SIGTERM (60 s window)" \
+			"$(get term2 daemon draining_after_first)" = 1
+		check "term2: daemon exited 0 on the second SIGTERM" "$(get term2 daemon exit)" = 0
+		secs=$(get term2 daemon seconds_after_second)
+		check "term2: daemon exited within 5 s of the second SIGTERM (${secs} s)" \
+			"$(awk -v s="$secs" 'BEGIN { print (s != "" && s < 5) ? 1 : 0 }')" = 1
+		check "term2: daemon logged 'second stop signal: ending 1 connection(s) now'" \
+			"$(dlog term2-daemon | grep -c '^<6>second stop signal: ending 1 connection(s) now$')" = 1
+		check "term2: peer saw EOF, not a reset" "$(get term2 client end)" = eof
+		recv=$(get term2 client recv)
+		check "term2: peer got part of the 64 MiB reply, not all of it (${recv} bytes)" \
+			"$(awk -v r="$recv" 'BEGIN { print (r != "" && r > 0 && r < 67108864) ? 1 : 0 }')" = 1
+		;;
+	limit)
+		check "limit: the first peer held the slot when the counters were taken" \
+			"$(get limit daemon a_running)" = 1
+		check "limit: the second peer was connected and waiting then" \
+			"$(get limit daemon b_waiting)" = 1
+		counters=$(dlog limit-daemon | grep -m1 '^<6>counters:')
+		check "limit: the daemon had accepted one peer while the other waited ($counters)" \
+			"$(echo "$counters" | grep -c ' active=1 served=1 ')" = 1
+		check_relay "limit: first peer (held the slot)" limit-a "limit-backend#1"
+		check_relay "limit: second peer (waited in the backlog, then relayed)" limit-b "limit-backend#2"
+		check "limit: the backend served both, one after the other" \
+			"$(get limit-backend backend-summary accepted)" = 2
+		check_daemon limit-daemon
 		;;
 	default)
 		check "default: daemon logged '<6>listening on vsock:6660'" \
