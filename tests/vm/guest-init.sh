@@ -101,6 +101,34 @@ backend() {
 	wait_until 10 test -e "/tmp/$bname.ready" || echo "RESULT $bname role=backend-summary ready=0"
 }
 
+# seconds_since T0: seconds of uptime since T0, two decimals
+seconds_since() { echo "$1 $(uptime_s)" | awk '{printf "%.2f", $2 - $1}'; }
+
+# long_transfer NAME PORT DRAIN SEED: a 64 MiB reply paced at about 3 MiB/s
+# (far longer than any drain window here) from NAME-backend through
+# NAME-daemon (--drain-timeout DRAIN) to the client NAME, whose pid is left
+# in cpid; returns once the client has its first bytes.
+long_transfer() {
+	backend "$1-backend" --listen "unix:/run/$1.sock" --order after-eof --send 64M --seed "$4" \
+		--chunk 64K --pace-ms 20 --timeout 120
+	start_daemon "$1-daemon" --listen "vsock:$2" --backend "/run/$1.sock" --allow-cid 1 \
+		--drain-timeout "$3" --log-level debug
+	rm -f "/tmp/$1.started"
+	"$VMTOOL" client --name "$1" --connect "vsock:1:$2" --send 1K --seed "$(($4 + 1))" \
+		--started-file "/tmp/$1.started" --timeout 120 &
+	cpid=$!
+	wait_until 30 test -e "/tmp/$1.started" || echo "RESULT $1 role=client started=0"
+}
+
+# end_long_transfer NAME: after the daemon's exit, collect the client, the
+# backend and the daemon's log.
+end_long_transfer() {
+	reap "$1-client" client-process "$cpid" 30
+	kill -TERM "$BPID" 2>/dev/null
+	reap "$1-backend" backend-process "$BPID" 30
+	sed "s/^/DLOG $1-daemon /" "/tmp/$1-daemon.log"
+}
+
 # The kernel alone: a vsock listener in this guest, reached on CID 1, sees
 # peer CID 1. Everything else depends on this.
 scenario_kernel() {
@@ -157,9 +185,8 @@ scenario_drain() {
 	sleep 1
 	"$VMTOOL" client --name drain-late --connect vsock:1:6663 --send 1K --seed 33 --timeout 10
 	wait_exit "$DPID" 60
-	t1=$(uptime_s)
 	echo "RESULT drain role=daemon exit=$rc inflight_at_sigterm=$inflight drain_timeout=30" \
-		"seconds_to_exit=$(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')"
+		"seconds_to_exit=$(seconds_since "$t0")"
 	reap drain-client client-process "$cpid" 30
 	reap drain-backend backend-process "$BPID" 30
 	sed "s/^/DLOG drain-daemon /" /tmp/drain-daemon.log
@@ -168,52 +195,27 @@ scenario_drain() {
 # 3b. SIGTERM with a transfer longer than the drain window: the daemon
 #     ends it with EOF when the window closes and still exits 0.
 scenario_cut() {
-	backend cut-backend --listen unix:/run/cut.sock --order after-eof --send 64M --seed 35 \
-		--chunk 64K --pace-ms 20 --timeout 120
-	start_daemon cut-daemon --listen vsock:6664 --backend /run/cut.sock --allow-cid 1 \
-		--drain-timeout 2 --log-level debug
-	rm -f /tmp/cut.started
-	"$VMTOOL" client --name cut --connect vsock:1:6664 --send 1K --seed 36 \
-		--started-file /tmp/cut.started --timeout 120 &
-	cpid=$!
-	wait_until 30 test -e /tmp/cut.started || echo "RESULT cut role=client started=0"
+	long_transfer cut 6664 2 35
 	t0=$(uptime_s)
 	kill -TERM "$DPID"
 	wait_exit "$DPID" 30
-	t1=$(uptime_s)
-	echo "RESULT cut role=daemon exit=$rc drain_timeout=2" \
-		"seconds_to_exit=$(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')"
-	reap cut-client client-process "$cpid" 30
-	kill -TERM "$BPID" 2>/dev/null
-	reap cut-backend backend-process "$BPID" 30
-	sed "s/^/DLOG cut-daemon /" /tmp/cut-daemon.log
+	echo "RESULT cut role=daemon exit=$rc drain_timeout=2 seconds_to_exit=$(seconds_since "$t0")"
+	end_long_transfer cut
 }
 
 # 3c. A second SIGTERM while draining ends the rest at once: the daemon
 #     exits 0 long before its 60 s window, and the peer reads EOF.
 scenario_term2() {
-	backend term2-backend --listen unix:/run/term2.sock --order after-eof --send 64M --seed 37 \
-		--chunk 64K --pace-ms 20 --timeout 120
-	start_daemon term2-daemon --listen vsock:6667 --backend /run/term2.sock --allow-cid 1 \
-		--drain-timeout 60 --log-level debug
-	rm -f /tmp/term2.started
-	"$VMTOOL" client --name term2 --connect vsock:1:6667 --send 1K --seed 38 \
-		--started-file /tmp/term2.started --timeout 120 &
-	cpid=$!
-	wait_until 30 test -e /tmp/term2.started || echo "RESULT term2 role=client started=0"
+	long_transfer term2 6667 60 37
 	kill -TERM "$DPID"
 	sleep 1
 	if running "$DPID"; then draining=1; else draining=0; fi
 	t0=$(uptime_s)
 	kill -TERM "$DPID"
 	wait_exit "$DPID" 30
-	t1=$(uptime_s)
 	echo "RESULT term2 role=daemon exit=$rc draining_after_first=$draining drain_timeout=60" \
-		"seconds_after_second=$(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')"
-	reap term2-client client-process "$cpid" 30
-	kill -TERM "$BPID" 2>/dev/null
-	reap term2-backend backend-process "$BPID" 30
-	sed "s/^/DLOG term2-daemon /" /tmp/term2-daemon.log
+		"seconds_after_second=$(seconds_since "$t0")"
+	end_long_transfer term2
 }
 
 # 3d. The connection limit: with --max-connections 1 a second host peer

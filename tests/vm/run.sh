@@ -184,6 +184,16 @@ check_daemon() {
 	check "$1: daemon exited 0 on SIGTERM" "$(get "$1" daemon exit)" = 0
 }
 
+# check_cut NAME: the peer of a 64 MiB long_transfer that the daemon ended
+# saw EOF, not a reset, after part of the reply
+check_cut() {
+	local recv
+	check "$1: peer saw EOF, not a reset" "$(get "$1" client end)" = eof
+	recv=$(get "$1" client recv)
+	check "$1: peer got part of the 64 MiB reply, not all of it (${recv} bytes)" \
+		"$(awk -v r="$recv" 'BEGIN { print (r != "" && r > 0 && r < 67108864) ? 1 : 0 }')" = 1
+}
+
 mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
 size_bytes() {
 	case $1 in
@@ -265,10 +275,7 @@ for s in $(echo "$SCENARIOS" | tr , ' '); do
 		secs=$(get cut daemon seconds_to_exit)
 		check "cut: daemon exited after the drain window, not before and not much later (${secs} s)" \
 			"$(awk -v s="$secs" 'BEGIN { print (s != "" && s >= 1.5 && s < 8) ? 1 : 0 }')" = 1
-		check "cut: peer saw EOF, not a reset" "$(get cut client end)" = eof
-		recv=$(get cut client recv)
-		check "cut: peer got part of the 64 MiB reply, not all of it (${recv} bytes)" \
-			"$(awk -v r="$recv" 'BEGIN { print (r != "" && r > 0 && r < 67108864) ? 1 : 0 }')" = 1
+		check_cut cut
 		;;
 	term2)
 		check "term2: still draining 1 s after the first SIGTERM (60 s window)" \
@@ -279,10 +286,7 @@ for s in $(echo "$SCENARIOS" | tr , ' '); do
 			"$(awk -v s="$secs" 'BEGIN { print (s != "" && s < 5) ? 1 : 0 }')" = 1
 		check "term2: daemon logged 'second stop signal: ending 1 connection(s) now'" \
 			"$(dlog term2-daemon | grep -c '^<6>second stop signal: ending 1 connection(s) now$')" = 1
-		check "term2: peer saw EOF, not a reset" "$(get term2 client end)" = eof
-		recv=$(get term2 client recv)
-		check "term2: peer got part of the 64 MiB reply, not all of it (${recv} bytes)" \
-			"$(awk -v r="$recv" 'BEGIN { print (r != "" && r > 0 && r < 67108864) ? 1 : 0 }')" = 1
+		check_cut term2
 		;;
 	limit)
 		check "limit: the first peer held the slot when the counters were taken" \
