@@ -168,6 +168,18 @@ class Backend(Proc):
         check(line.startswith("backend "), f"unexpected backend output {line}")
         return ints(kv(line))
 
+    def wait_idle(self, timeout=10):
+        """The stats once no connection is open here: a client can finish
+        before the backend does (the client's EOF, or the close after it,
+        is still on its way through the daemon)."""
+        stats = {}
+
+        def idle():
+            stats.update(self.stats())
+            return stats["active"] == 0
+        wait_for(idle, timeout, "the backend's connections to end")
+        return stats
+
     def close(self, sig=signal.SIGTERM):
         if self.p.poll() is None:
             self.p.send_signal(sig)
@@ -429,7 +441,7 @@ def soak_leak_check(sc, n, copy, abort_every=0):
     r = soak(listen, conns=n, concurrency=64, seed=1, run_timeout=600, abort_every=abort_every)
     c = settle()
     rss1, fds1, cpu1 = d.rss_kib(), d.fds(), d.cpu()
-    bs = b.stats()
+    bs = b.wait_idle()
     total = r["bytes_up"] + r["bytes_down"]
     sc.fig = (f"{r['ok']}/{n} exchanges ok"
               + (f" + {r['aborted']} aborted by their client" if abort_every else "")
@@ -1045,8 +1057,8 @@ def s_signal_storm(sc):
     s = ints(kv(sig.stdout.decode()))
     check(d.alive(), "the daemon died in the storm")
     counters_lines = len(d.grep("counters:"))
-    bs = b.stats()
-    c = d.counters()
+    c = d.wait_idle()
+    bs = b.wait_idle()
     sc.fig = fig = (f"{s.get('sent', 0)} signals (USR1/HUP alternating) in {s.get('secs', 0):.1f} s over "
            f"{r['ok']} exchanges ({fmt_mb(r['bytes_up'] + r['bytes_down'])}, splice): "
            f"{r['failed']} failed, {r['corrupt_bytes']}+{bs['corrupt_bytes']} corrupt bytes, "
