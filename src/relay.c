@@ -64,13 +64,17 @@ static void direction_init(struct direction *dir, int src, int dst, bool use_spl
 }
 
 /* A pipe as large as a read from the scratch buffer and more: fewer
- * splice calls per GiB. Past the per-user pipe budget
- * (/proc/sys/fs/pipe-user-pages-soft) the kernel refuses; the default 64 KiB
- * pipe still works. */
+ * splice calls per GiB. Without CAP_SYS_RESOURCE the kernel refuses a larger
+ * pipe once the user's pipes hold /proc/sys/fs/pipe-user-pages-soft pages
+ * (64 MiB: about 128 bulk transfers at once), and from then on even a new
+ * pipe gets only 2 pages. */
 #define PIPE_WANTED_SIZE (256 * 1024)
+/* Below the default 64 KiB, a splice in and out moves less than a read and
+ * a send do through the scratch buffer: not worth a pipe. */
+#define PIPE_MIN_SIZE (64 * 1024)
 
-/* Called with nothing held: moves the direction to splice if a pipe can be
- * had; otherwise it stays with read/write for good. */
+/* Called with nothing held: moves the direction to splice if a pipe worth
+ * it can be had; otherwise it stays with read/write for good. */
 static void switch_to_splice(struct direction *dir)
 {
 	int fds[2], size;
@@ -80,9 +84,14 @@ static void switch_to_splice(struct direction *dir)
 		return;
 	(void)fcntl(fds[1], F_SETPIPE_SZ, PIPE_WANTED_SIZE);
 	size = fcntl(fds[1], F_GETPIPE_SZ);
+	if (size < PIPE_MIN_SIZE) {
+		close(fds[0]);
+		close(fds[1]);
+		return;
+	}
 	dir->pipe_rd = fds[0];
 	dir->pipe_wr = fds[1];
-	dir->pipe_size = size > 0 ? (size_t)size : 65536u;
+	dir->pipe_size = (size_t)size;
 	dir->mode = COPY_SPLICE;
 }
 

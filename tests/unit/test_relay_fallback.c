@@ -1,11 +1,14 @@
-/* The relay's fallback from splice to read/write, which no kernel here
- * needs (unix and vsock sockets all splice), forced by interposing
- * splice(2): this test binary's definition wins over libc's. Bytes must
+/* The relay's fallbacks from splice to read/write, which no kernel or
+ * user here needs (unix and vsock sockets all splice, and root is not held
+ * to the per-user pipe budget), forced by interposing splice(2) and
+ * fcntl(2): this test binary's definitions win over libc's. Bytes must
  * arrive intact and in order whether the failure comes on the way into the
- * pipe or out of it, with bytes already in the pipe. */
+ * pipe or out of it, with bytes already in the pipe; a pipe the kernel
+ * will not grow past 2 pages is not used at all. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -17,7 +20,7 @@
 #include "relay.h"
 #include "unit.h"
 
-enum refuse { REFUSE_NONE, REFUSE_INTO_PIPE, REFUSE_OUT_OF_PIPE };
+enum refuse { REFUSE_NONE, REFUSE_INTO_PIPE, REFUSE_OUT_OF_PIPE, REFUSE_PIPE_SIZE };
 static enum refuse refuse;
 static unsigned refused;
 
@@ -40,6 +43,31 @@ ssize_t splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t le
 		return -1;
 	}
 	return syscall(SYS_splice, fd_in, off_in, fd_out, off_out, len, flags);
+}
+
+/* REFUSE_PIPE_SIZE: what a user past /proc/sys/fs/pipe-user-pages-soft
+ * gets, a pipe of 2 pages that F_SETPIPE_SZ will not grow. Every other
+ * command goes to the kernel; the ones this binary uses take no argument
+ * or an int. */
+int fcntl(int fd, int cmd, ...)
+{
+	int arg = 0;
+
+	if (refuse == REFUSE_PIPE_SIZE && cmd == F_SETPIPE_SZ) {
+		refused++;
+		errno = EPERM;
+		return -1;
+	}
+	if (refuse == REFUSE_PIPE_SIZE && cmd == F_GETPIPE_SZ)
+		return 2 * 4096;
+	if (cmd != F_GETFL && cmd != F_GETFD && cmd != F_GETPIPE_SZ) {
+		va_list ap;
+
+		va_start(ap, cmd);
+		arg = va_arg(ap, int);
+		va_end(ap);
+	}
+	return (int)syscall(SYS_fcntl, fd, cmd, arg);
 }
 
 static void transfer_with(enum refuse how)
@@ -80,6 +108,8 @@ static void transfer_with(enum refuse how)
 	}
 	CHECK(refused == 1); /* one refusal, then read/write for good */
 	CHECK(conn->upstream.mode == COPY_RW);
+	if (how == REFUSE_PIPE_SIZE) /* and no pipe kept, nothing spliced */
+		CHECK(conn->upstream.pipe_rd < 0 && conn->upstream.spliced == 0);
 	CHECK(received == TOTAL);
 	CHECK(memcmp(data, got, TOTAL) == 0);
 	CHECK(conn->upstream.state == DIRECTION_DONE);
@@ -101,10 +131,16 @@ static void test_destination_cannot_splice_with_bytes_in_the_pipe(void)
 	transfer_with(REFUSE_OUT_OF_PIPE);
 }
 
+static void test_pipe_budget_spent(void)
+{
+	transfer_with(REFUSE_PIPE_SIZE);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	RUN(test_source_cannot_splice);
 	RUN(test_destination_cannot_splice_with_bytes_in_the_pipe);
+	RUN(test_pipe_budget_spent);
 	return unit_summary();
 }
