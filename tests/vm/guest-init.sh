@@ -246,6 +246,32 @@ scenario_limit() {
 	stop_daemon limit-daemon
 }
 
+# 3e. The pipe budget: an unprivileged daemon whose user's pipes pass
+#     /proc/sys/fs/pipe-user-pages-soft gets 2-page pipes, so a bulk
+#     transfer stays with read/write (copy=rw) instead of splicing through
+#     8 KiB; with the budget intact the same daemon splices (copy=splice).
+scenario_budget() {
+	mkdir -p /tmp/budget
+	chmod 0777 /tmp/budget
+	backend budget-backend --listen unix:/tmp/budget/b.sock --order after-eof --send 16M --seed 81 \
+		--chunk 256K --count 2 --timeout 120
+	chmod 0666 /tmp/budget/b.sock
+	soft=$(cat /proc/sys/fs/pipe-user-pages-soft)
+	# su execs the shell, and the shell execs the daemon: DPID is the daemon.
+	su -s /bin/sh nobody -c "exec $DAEMON --listen vsock:6669 --backend /tmp/budget/b.sock \
+		--allow-cid 1 --splice --log-level debug" 2>/tmp/budget-daemon.log &
+	DPID=$!
+	if wait_until 20 grep -q '^<6>listening on' /tmp/budget-daemon.log; then started=1; else started=0; fi
+	echo "RESULT budget-daemon role=daemon started=$started"
+	echo "RESULT budget role=guest daemon_uid=$(awk '/^Uid:/ {print $2}' "/proc/$DPID/status")"
+	"$VMTOOL" client --name budget-a --connect vsock:1:6669 --send 64 --seed 82 --timeout 120
+	echo 1 >/proc/sys/fs/pipe-user-pages-soft
+	"$VMTOOL" client --name budget-b --connect vsock:1:6669 --send 64 --seed 83 --timeout 120
+	echo "$soft" >/proc/sys/fs/pipe-user-pages-soft
+	reap budget-backend backend-process "$BPID" 30
+	stop_daemon budget-daemon
+}
+
 # 4. No --listen: the daemon binds VMADDR_CID_ANY port 6660.
 scenario_default() {
 	backend default-backend --listen unix:/run/default.sock --order after-eof --send 1M --seed 41 --timeout 60

@@ -12,7 +12,7 @@
 # check, and ends with "N passed, N failed".
 #
 # Environment:
-#   RDD_VM_SCENARIOS   comma list, default kernel,refuse,relay,drain,cut,term2,limit,default,throughput
+#   RDD_VM_SCENARIOS   comma list, default kernel,refuse,relay,drain,cut,term2,limit,budget,default,throughput
 #   RDD_VM_TIMEOUT     seconds for the whole guest run (default 600)
 #   RDD_VM_KERNEL      kernel image (default: newest /boot/vmlinuz-*)
 #   RDD_VM_THROUGHPUT_SIZE  bytes for scenario 5 (default 256M)
@@ -25,7 +25,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/tests/vm
 DAEMON=${1:-build/rdd-guest}
 case $DAEMON in /*) ;; *) DAEMON=$ROOT/$DAEMON ;; esac
-SCENARIOS=${RDD_VM_SCENARIOS:-kernel,refuse,relay,drain,cut,term2,limit,default,throughput}
+SCENARIOS=${RDD_VM_SCENARIOS:-kernel,refuse,relay,drain,cut,term2,limit,budget,default,throughput}
 VM_TIMEOUT=${RDD_VM_TIMEOUT:-600}
 TP_SIZE=${RDD_VM_THROUGHPUT_SIZE:-256M}
 
@@ -101,6 +101,10 @@ for m in $(echo "${dep%%:*} ${dep#*:}" | tr ' ' '\n' | grep . | tac); do
 	esac || die "setup: copying module $m"
 	echo "${base%.ko*}.ko" >>"$R/etc/vsock-modules"
 done
+
+# An unprivileged user for the pipe-budget scenario (su from busybox).
+printf 'root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$R/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' >"$R/etc/group"
 
 (cd "$R" && find . | cpio -o -H newc --quiet) >"$WORK/initramfs.cpio" || die "setup: cpio"
 
@@ -301,6 +305,20 @@ for s in $(echo "$SCENARIOS" | tr , ' '); do
 		check "limit: the backend served both, one after the other" \
 			"$(get limit-backend backend-summary accepted)" = 2
 		check_daemon limit-daemon
+		;;
+	budget)
+		check "budget: daemon started as uid 65534 (no CAP_SYS_RESOURCE)" \
+			"$(get budget-daemon daemon started)/$(get budget guest daemon_uid)" = 1/65534
+		check_relay "budget: 16 MiB with the pipe budget intact" budget-a "budget-backend#1"
+		check_relay "budget: 16 MiB with the pipe budget spent" budget-b "budget-backend#2"
+		for c in a:splice b:rw; do
+			port=$(get "budget-${c%%:*}" client local_port)
+			check "budget: ${c%%:*}'s closed line says copy=${c#*:}" \
+				"$(dlog budget-daemon | grep -c "^<7>closed peer cid=1 port=$port: .* copy=${c#*:} end=finished$")" = 1
+		done
+		echo "FIGURE budget: 16 MiB relayed in" \
+			"$(dlog budget-daemon | sed -n 's/^<7>closed peer .* time=\([0-9.]*s\) copy=\([a-z]*\) .*/\1 (\2)/p' | paste -sd' ' | sed 's/) /), then /')"
+		check_daemon budget-daemon
 		;;
 	default)
 		check "default: daemon logged '<6>listening on vsock:6660'" \
