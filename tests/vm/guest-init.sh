@@ -281,24 +281,34 @@ scenario_default() {
 	stop_daemon default-daemon
 }
 
-# 5. Throughput of 256 MiB backend -> peer, with splice and with read/write,
-#    and the kernel's own vsock loopback without the daemon for comparison.
+# 5. Throughput of 256 MiB each way (down: backend -> peer, like docker
+#    save; up: peer -> backend, like a build context), with splice and with
+#    read/write, and the kernel's own vsock loopback without the daemon for
+#    comparison.
 scenario_throughput() {
 	size=${THROUGHPUT_SIZE:-256M}
-	backend tp-direct-backend --listen vsock:7005 --order after-eof --send "$size" --seed 51 \
-		--chunk 256K --timeout 300
-	"$VMTOOL" client --name tp-direct --connect vsock:1:7005 --send 64 --seed 52 --timeout 300
-	reap tp-direct-backend backend-process "$BPID" 30
-	port=6665
-	for mode in splice no-splice; do
-		backend "tp-$mode-backend" --listen "unix:/run/tp-$mode.sock" --order after-eof \
-			--send "$size" --seed 51 --chunk 256K --timeout 300
-		start_daemon "tp-$mode-daemon" --listen "vsock:$port" --backend "/run/tp-$mode.sock" \
-			--allow-cid 1 --"$mode" --log-level debug
-		"$VMTOOL" client --name "tp-$mode" --connect "vsock:1:$port" --send 64 --seed 52 --timeout 300
-		reap "tp-$mode-backend" backend-process "$BPID" 30
-		stop_daemon "tp-$mode-daemon"
+	port=6670
+	for way in down up; do
+		if [ "$way" = down ]; then bsend=$size csend=64; else bsend=64 csend=$size; fi
+		n=tp-$way-direct
+		backend "$n-backend" --listen "vsock:$port" --order after-eof --send "$bsend" --seed 51 \
+			--chunk 256K --timeout 300
+		"$VMTOOL" client --name "$n" --connect "vsock:1:$port" --send "$csend" --seed 52 \
+			--chunk 256K --timeout 300
+		reap "$n-backend" backend-process "$BPID" 30
 		port=$((port + 1))
+		for mode in splice no-splice; do
+			n=tp-$way-$mode
+			backend "$n-backend" --listen "unix:/run/$n.sock" --order after-eof \
+				--send "$bsend" --seed 51 --chunk 256K --timeout 300
+			start_daemon "$n-daemon" --listen "vsock:$port" --backend "/run/$n.sock" \
+				--allow-cid 1 --"$mode" --log-level debug
+			"$VMTOOL" client --name "$n" --connect "vsock:1:$port" --send "$csend" --seed 52 \
+				--chunk 256K --timeout 300
+			reap "$n-backend" backend-process "$BPID" 30
+			stop_daemon "$n-daemon"
+			port=$((port + 1))
+		done
 	done
 }
 

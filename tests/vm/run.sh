@@ -328,18 +328,22 @@ for s in $(echo "$SCENARIOS" | tr , ' '); do
 		;;
 	throughput)
 		want=$(size_bytes "$TP_SIZE")
-		for m in direct splice no-splice; do
-			n=tp-$m
-			check_relay "throughput $m: $(mib "$want") MiB" "$n" "$n-backend"
-			check "throughput $m: all bytes arrived" "$(get "$n" client recv)" = "$want"
+		for way in down up; do
+			[ "$way" = down ] && side=recv || side=sent
+			for m in direct splice no-splice; do
+				n=tp-$way-$m
+				check_relay "throughput $way $m: $(mib "$want") MiB" "$n" "$n-backend"
+				check "throughput $way $m: all bytes arrived" "$(get "$n" client "$side")" = "$want"
+			done
+			for m in splice no-splice; do
+				n=tp-$way-$m
+				copy=$(dlog "$n-daemon" | sed -n 's/^<7>closed peer .*copy=\([a-z]*\).*/\1/p' | head -n 1)
+				echo "FIGURE throughput $way --$m: $(mib "$want") MiB in $(get "$n" client seconds) s =" \
+					"$(get "$n" client mibps) MiB/s, carried by copy=${copy:-unknown}"
+			done
+			echo "FIGURE throughput $way, kernel vsock loopback without the daemon:" \
+				"$(get "tp-$way-direct" client mibps) MiB/s"
 		done
-		for m in splice no-splice; do
-			copy=$(dlog "tp-$m-daemon" | sed -n 's/^<7>closed peer .*copy=\([a-z]*\).*/\1/p' | head -n 1)
-			echo "FIGURE throughput --$m: $(mib "$want") MiB in $(get "tp-$m" client seconds) s =" \
-				"$(get "tp-$m" client mibps) MiB/s, carried by copy=${copy:-unknown}"
-		done
-		echo "FIGURE throughput kernel vsock loopback without the daemon:" \
-			"$(get tp-direct client mibps) MiB/s"
 		;;
 	*) fail "unknown scenario $s" ;;
 	esac
