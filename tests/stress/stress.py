@@ -651,22 +651,21 @@ def end_flood(flood, min_secs=0):
 
 
 def flood_setup(sc):
-    os.chmod(sc.workdir, 0o711)  # uid 65534 reaches the socket file...
-    b = sc.backend()
-    # ...and may connect to it (the daemon's umask is 0): the policy, not the
-    # file mode, must refuse it.
-    d = sc.daemon(daemon_args(sc, "--allow-uid", "0"), preexec_fn=lambda: os.umask(0))
-    return b, d
-
-
-def twin_daemon(sc):
-    """A second daemon of the same build and policy on twin.sock, in front
+    """The backend, the daemon under test (--allow-uid 0 on l.sock), its
+    twin, and the allowed client's echo connection to the daemon. The twin
+    is a second daemon of the same build and policy on twin.sock, in front
     of the same backend: a flood aimed at it costs the machine what a flood
     costs (the flooder's own CPU on two shared cores) and costs the daemon
     under test nothing, so the allowed client's rate beside it is the
     control that separates the two."""
-    return sc.daemon(["--listen", f"unix:{sc.path('twin.sock')}", "--backend", sc.path("b.sock"),
+    os.chmod(sc.workdir, 0o711)  # uid 65534 reaches the socket files...
+    b = sc.backend()
+    # ...and may connect to them (the daemons' umask is 0): the policy, not
+    # the file mode, must refuse it.
+    d = sc.daemon(daemon_args(sc, "--allow-uid", "0"), preexec_fn=lambda: os.umask(0))
+    twin = sc.daemon(["--listen", f"unix:{sc.path('twin.sock')}", "--backend", sc.path("b.sock"),
                       "--allow-uid", "0"], preexec_fn=lambda: os.umask(0))
+    return b, d, twin, EchoRate(sc.path("l.sock"))
 
 
 FLOOD_ROUNDS = 3
@@ -712,9 +711,7 @@ def s_refused_flood(sc):
     rate with the same flood aimed at a twin daemon instead (the flooder's
     own share of the two cores taken out; the rate without any flood is
     printed beside it), log bounded, no refused byte reaches the backend."""
-    b, d = flood_setup(sc)
-    twin = twin_daemon(sc)
-    echo = EchoRate(sc.path("l.sock"))
+    b, d, twin, echo = flood_setup(sc)
     size = scaled(128 * MIB, 32 * MIB)
     unloaded = echo.best(size)
     lines0 = len(d.lines())
@@ -753,9 +750,7 @@ def s_refused_flood_max(sc):
     control), because on two shared cores it varies from run to run
     (39-87% seen at the same build): the 80% criterion is asserted by
     refused-peer-flood, at FLOOD_RATE."""
-    b, d = flood_setup(sc)
-    twin = twin_daemon(sc)
-    echo = EchoRate(sc.path("l.sock"))
+    b, d, twin, echo = flood_setup(sc)
     size = scaled(128 * MIB, 32 * MIB)
     before = echo.best(size)
     lines0 = len(d.lines())
