@@ -705,22 +705,33 @@ def flood_rounds(sc, d, echo, size, rate, min_secs=0):
     return r
 
 
+def flood_run(sc, rate, min_secs=0):
+    """A whole flood measurement: flood_setup, the allowed client's rate
+    unflooded, flood_rounds, its rate after, and what the daemon's log and
+    the backend saw. Returns the daemon, its twin and flood_rounds' figures
+    plus "unflooded", "after", "growth" (log lines) and "backend" (stats)."""
+    b, d, twin, echo = flood_setup(sc)
+    size = scaled(128 * MIB, 32 * MIB)
+    unflooded = echo.best(size)
+    lines0 = len(d.lines())
+    r = flood_rounds(sc, d, echo, size, rate, min_secs)
+    r["growth"] = len(d.lines()) - lines0
+    r["unflooded"] = unflooded
+    r["after"] = echo.best(size)
+    echo.close()
+    r["backend"] = b.stats()
+    return d, twin, r
+
+
 def s_refused_flood(sc):
     """Thousands of connects from uid 65534 on a --allow-uid 0 listener
     (FLOOD_RATE a second) while an allowed client transfers: >= 80% of its
     rate with the same flood aimed at a twin daemon instead (the flooder's
     own share of the two cores taken out; the rate without any flood is
     printed beside it), log bounded, no refused byte reaches the backend."""
-    b, d, twin, echo = flood_setup(sc)
-    size = scaled(128 * MIB, 32 * MIB)
-    unloaded = echo.best(size)
-    lines0 = len(d.lines())
-    r = flood_rounds(sc, d, echo, size, FLOOD_RATE, min_secs=5)
-    growth = len(d.lines()) - lines0
+    d, twin, r = flood_run(sc, FLOOD_RATE, min_secs=5)
+    unloaded, after, growth, bs = r["unflooded"], r["after"], r["growth"], r["backend"]
     refused_lines = d.grep("refused peer uid=65534")
-    after = echo.best(size)
-    echo.close()
-    bs = b.stats()
     c = d.counters()
     ratio = r["loaded"] / r["control"]
     sc.fig = (f"{r['refused']} refused connects from uid 65534 in {r['secs']:.1f} s "
@@ -750,15 +761,8 @@ def s_refused_flood_max(sc):
     control), because on two shared cores it varies from run to run
     (39-87% seen at the same build): the 80% criterion is asserted by
     refused-peer-flood, at FLOOD_RATE."""
-    b, d, twin, echo = flood_setup(sc)
-    size = scaled(128 * MIB, 32 * MIB)
-    before = echo.best(size)
-    lines0 = len(d.lines())
-    r = flood_rounds(sc, d, echo, size, 0)
-    growth = len(d.lines()) - lines0
-    after = echo.best(size)
-    echo.close()
-    bs = b.stats()
+    d, twin, r = flood_run(sc, 0)
+    before, after, growth, bs = r["unflooded"], r["after"], r["growth"], r["backend"]
     ratio = r["loaded"] / r["control"]
     sc.fig = (f"uncapped flood, {r['twin_refused'] / r['twin_secs']:.0f} refused/s at a twin "
               f"daemon vs {r['refused'] / r['secs']:.0f}/s at the relaying one: allowed echo "
