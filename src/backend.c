@@ -22,13 +22,3 @@ int backend_connect(int fd, const char *path)
 		return 0;
 	return -errno;
 }
-
-int backend_connect_result(int fd)
-{
-	int err = 0;
-	socklen_t len = sizeof(err);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		return -errno;
-	return -err;
-}

@@ -7,13 +7,9 @@
  * descriptor to dial the backend with. */
 int backend_socket(void);
 
-/* Returns 0 when connected, -EINPROGRESS when the result comes later (the
- * socket turns writable; see backend_connect_result), or -errno. A full
- * backlog on the engine's socket is EAGAIN: a failure, not a wait, so that
- * no client hangs on an engine that does not accept. */
+/* Returns 0 when connected, or -errno. A non-blocking unix connect never
+ * returns EINPROGRESS: it completes at once, or answers EAGAIN when the
+ * engine's listen backlog is full (then the same socket may try again). */
 int backend_connect(int fd, const char *path);
-
-/* After -EINPROGRESS: 0 or -errno from SO_ERROR. */
-int backend_connect_result(int fd);
 
 #endif

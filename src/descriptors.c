@@ -21,13 +21,11 @@ void descriptors_open_stdio(void)
 	}
 }
 
-/* Besides two sockets per connection: the listener, the self-pipe, the
- * spare backend socket, the sd_notify socket, and a little slack. */
-#define DESCRIPTORS_BESIDES_CONNECTIONS 8u
-
 int descriptors_check_room(unsigned max_connections)
 {
-	unsigned taken = 0, need = 2u * max_connections + DESCRIPTORS_BESIDES_CONNECTIONS;
+	/* Two sockets per connection, and the reserve (config.h) for the rest,
+	 * stdio included: stdio is open by now and counted in `taken`. */
+	unsigned taken = 0, need = 2u * max_connections + RDD_RESERVED_FDS - 3u;
 	DIR *dir = opendir("/proc/self/fd");
 	struct dirent *entry;
 

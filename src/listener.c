@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <linux/vm_sockets.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,9 +15,11 @@
 
 #include "log.h"
 
-/* Long enough that a burst from the host (docker compose starting a dozen
- * services) waits in the kernel rather than being refused. */
-#define LISTEN_BACKLOG 128
+/* As long as the kernel allows (it caps the value at net.core.somaxconn):
+ * a burst from the host (docker compose starting a dozen services), or the
+ * connects that arrive while the daemon restarts, wait in the kernel
+ * rather than being refused. */
+#define LISTEN_BACKLOG INT_MAX
 
 /* Room for any address this daemon listens on or accepts from. */
 union socket_address {
@@ -60,9 +64,19 @@ static void describe_address(struct listener *listener)
 /* systemd passed us the socket: use it whatever its family or address. */
 static int listener_inherit(struct listener *listener)
 {
-	int n = sd_listen_fds(1);
+	char **names = NULL;
+	int n = sd_listen_fds_with_names(1, &names);
 	int fd = SD_LISTEN_FDS_START;
 	int flags;
+
+	/* The name says where it came from ("listener": our own, back from
+	 * the descriptor store) for the start-up line only: either way it
+	 * lives on after us. */
+	if (n == 1 && names && names[0] && strcmp(names[0], "listener") == 0)
+		listener->stored = true;
+	for (int i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
 
 	if (n < 0) {
 		log_at(LOG_LEVEL_ERR, "socket activation: invalid LISTEN_FDS/LISTEN_PID: %s",
@@ -84,6 +98,7 @@ static int listener_inherit(struct listener *listener)
 	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
 		return -errno;
 	listener->fd = fd;
+	listener->inherited = true;
 	describe_address(listener);
 	return 1;
 }
@@ -126,7 +141,10 @@ static int listener_bind_vsock(struct listener *listener, uint32_t port)
 }
 
 /* A socket file left by a daemon that did not exit cleanly is replaced; one
- * that a live process listens on, or a file that is not a socket, is not. */
+ * that a live process listens on, or a file that is not a socket, is not.
+ * Only ECONNREFUSED proves that nobody listens: EACCES (a root-owned 0700
+ * socket probed by another user), EAGAIN (a full backlog) and the rest
+ * prove nothing, and a live socket must never be unlinked on a guess. */
 static int remove_stale_socket(const char *path)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -151,6 +169,15 @@ static int remove_stale_socket(const char *path)
 		log_at(LOG_LEVEL_ERR, "cannot listen on %s: another process is listening there", path);
 		return -EADDRINUSE;
 	}
+	if (r == -ENOENT)
+		return 0; /* gone since the lstat */
+	if (r != -ECONNREFUSED) {
+		log_at(LOG_LEVEL_ERR,
+		       "cannot listen on %s: a socket exists there and probing it failed (%s), "
+		       "so it may be live; remove it if it is stale",
+		       path, strerror(-r));
+		return -EADDRINUSE;
+	}
 	if (unlink(path) < 0 && errno != ENOENT)
 		return -errno;
 	return 0;
@@ -159,6 +186,7 @@ static int remove_stale_socket(const char *path)
 static int listener_bind_unix(struct listener *listener, const char *path)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct stat st;
 	int r = remove_stale_socket(path);
 
 	if (r < 0) {
@@ -171,8 +199,12 @@ static int listener_bind_unix(struct listener *listener, const char *path)
 	r = listener_bind(listener, (const struct sockaddr *)&addr, sizeof(addr));
 	if (r < 0)
 		return r;
-	listener->remove_path = true;
 	strcpy(listener->path, path);
+	if (stat(path, &st) == 0) {
+		listener->remove_path = true;
+		listener->path_dev = st.st_dev;
+		listener->path_ino = st.st_ino;
+	}
 	return 0;
 }
 
@@ -220,13 +252,23 @@ int listener_accept(struct listener *listener, struct peer *peer, bool want_cred
 	return fd;
 }
 
+bool listener_outlives_us(const struct listener *listener)
+{
+	return listener->inherited || listener->stored;
+}
+
 void listener_close(struct listener *listener)
 {
+	struct stat st;
+
 	if (listener->fd < 0)
 		return;
 	close(listener->fd);
 	listener->fd = -1;
-	if (listener->remove_path)
+	/* Another process may have replaced the file since (a second daemon
+	 * started after this one's socket was removed): its socket stays. */
+	if (listener->remove_path && !listener->stored && lstat(listener->path, &st) == 0 &&
+	    st.st_dev == listener->path_dev && st.st_ino == listener->path_ino)
 		unlink(listener->path);
 	listener->remove_path = false;
 }

@@ -59,6 +59,21 @@ void notify_ready(const char *listening_on)
 	send_notify(message);
 }
 
+bool notify_store_listener(int fd)
+{
+	int r;
+
+	if (!enabled)
+		return false;
+	r = sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME=listener", &fd, 1);
+	if (r < 0)
+		log_at(LOG_LEVEL_WARNING,
+		       "cannot hand the listener to systemd's descriptor store: %s; "
+		       "a restart will refuse connects until the next instance listens",
+		       strerror(-r));
+	return r > 0;
+}
+
 void notify_stopping(void)
 {
 	send_notify("STOPPING=1");
@@ -82,7 +97,8 @@ static int until(uint64_t due_ms, uint64_t now_ms)
 	return due_ms <= now_ms ? 0 : (int)(due_ms - now_ms);
 }
 
-int notify_tick(const struct counters *c, uint64_t now_ms)
+int notify_tick(uint64_t now_ms, void (*status)(const void *ctx, char *buf, size_t size),
+		const void *ctx)
 {
 	int next = -1;
 
@@ -97,12 +113,9 @@ int notify_tick(const struct counters *c, uint64_t now_ms)
 	}
 	if (status_dirty) {
 		if (now_ms - status_sent_ms >= STATUS_INTERVAL_MS || status_sent_ms == 0) {
-			char message[160];
+			char message[160] = "STATUS=";
 
-			snprintf(message, sizeof(message),
-				 "STATUS=active %" PRIu64 ", served %" PRIu64 ", refused %" PRIu64
-				 ", failed %" PRIu64,
-				 c->active, c->served, c->refused, c->failed);
+			status(ctx, message + 7, sizeof(message) - 7);
 			send_notify(message);
 			status_sent_ms = now_ms;
 			status_dirty = false;

@@ -8,13 +8,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "backend.h"
-
-/* Every read goes into this one buffer (the loop has one thread), and only
- * what the destination does not take at once is copied out into the
- * direction's own `pending`. An idle or flowing connection so holds no
- * buffer of its own; only a throttled one does. 128 KiB is about what a
- * unix socket queues, so one read usually empties the source. */
+/* Every read of COPY_RW goes into this one buffer (the loop has one
+ * thread) unless the direction holds a buffer of its own: an idle or
+ * flowing connection so holds none; only a throttled one does. 128 KiB is
+ * about what a unix socket queues, so one read usually empties the source. */
 #define SCRATCH_SIZE (128u * 1024u)
 static char scratch[SCRATCH_SIZE];
 
@@ -23,152 +20,23 @@ static char scratch[SCRATCH_SIZE];
  * others or the listener. */
 #define READS_PER_ROUND 8
 
-static bool errno_is_retry(int err)
-{
-	return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
-}
-
-static int pipe_above_fd_setsize(int fds[2])
-{
-	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
-		return -errno;
-	/* Pipes never go into select(), sockets must: keep the low numbers for
-	 * sockets. EINVAL means RLIMIT_NOFILE is at most FD_SETSIZE, so every
-	 * descriptor, socket or pipe, is below it anyway. */
-	for (int i = 0; i < 2; i++) {
-		int high = fcntl(fds[i], F_DUPFD_CLOEXEC, FD_SETSIZE);
-
-		if (high >= 0) {
-			close(fds[i]);
-			fds[i] = high;
-		} else if (errno != EINVAL) {
-			int err = errno;
-
-			close(fds[0]);
-			close(fds[1]);
-			return -err;
-		}
-	}
-	return 0;
-}
-
-static void direction_init(struct direction *dir, int src, int dst, bool use_splice)
-{
-	memset(dir, 0, sizeof(*dir));
-	dir->src = src;
-	dir->dst = dst;
-	dir->state = DIRECTION_OPEN;
-	dir->mode = COPY_RW;
-	dir->pipe_rd = dir->pipe_wr = -1;
-	dir->splice_wanted = use_splice;
-}
-
-/* A pipe as large as a read from the scratch buffer and more: fewer
- * splice calls per GiB. Without CAP_SYS_RESOURCE the kernel refuses a larger
- * pipe once the user's pipes hold /proc/sys/fs/pipe-user-pages-soft pages
- * (64 MiB: about 128 bulk transfers at once), and from then on even a new
- * pipe gets only 2 pages. */
+/* A pipe as large as a read from the scratch buffer and more: fewer splice
+ * calls per GiB. Without CAP_SYS_RESOURCE the kernel refuses a larger pipe
+ * once the user's pipes hold /proc/sys/fs/pipe-user-pages-soft pages (64 MiB:
+ * about 128 bulk transfers at once), and from then on even a new pipe gets
+ * only 2 pages. */
 #define PIPE_WANTED_SIZE (256 * 1024)
 /* Below the default 64 KiB, a splice in and out moves less than a read and
  * a send do through the scratch buffer: not worth a pipe. */
 #define PIPE_MIN_SIZE (64 * 1024)
 
-/* Called with nothing held: moves the direction to splice if a pipe worth
- * it can be had; otherwise it stays with read/write for good. */
-static void switch_to_splice(struct direction *dir)
+static bool errno_is_retry(int err)
 {
-	int fds[2], size;
-
-	dir->splice_wanted = false;
-	if (pipe_above_fd_setsize(fds) < 0)
-		return;
-	(void)fcntl(fds[1], F_SETPIPE_SZ, PIPE_WANTED_SIZE);
-	size = fcntl(fds[1], F_GETPIPE_SZ);
-	if (size < PIPE_MIN_SIZE) {
-		close(fds[0]);
-		close(fds[1]);
-		return;
-	}
-	dir->pipe_rd = fds[0];
-	dir->pipe_wr = fds[1];
-	dir->pipe_size = (size_t)size;
-	dir->mode = COPY_SPLICE;
+	return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
 }
 
-static void direction_release(struct direction *dir)
-{
-	free(dir->pending);
-	dir->pending = NULL;
-	dir->pending_len = 0;
-	if (dir->pipe_rd >= 0)
-		close(dir->pipe_rd);
-	if (dir->pipe_wr >= 0)
-		close(dir->pipe_wr);
-	dir->pipe_rd = dir->pipe_wr = -1;
-}
+/* ---- the system calls of the copy, each retried on EINTR: bytes moved, or -errno */
 
-struct connection *connection_new(int peer_fd, int backend_fd, const struct peer *peer,
-				  bool connecting, bool use_splice, uint64_t now_ms)
-{
-	struct connection *conn = calloc(1, sizeof(*conn));
-
-	if (!conn) {
-		close(peer_fd);
-		close(backend_fd);
-		return NULL;
-	}
-	conn->peer_fd = peer_fd;
-	conn->backend_fd = backend_fd;
-	conn->connecting = connecting;
-	conn->fresh = true;
-	conn->peer = *peer;
-	conn->started_ms = now_ms;
-	direction_init(&conn->upstream, peer_fd, backend_fd, use_splice);
-	direction_init(&conn->downstream, backend_fd, peer_fd, use_splice);
-	return conn;
-}
-
-static bool direction_holds_bytes(const struct direction *dir)
-{
-	return dir->pending_len > 0 || dir->in_pipe > 0;
-}
-
-static void direction_want(const struct direction *dir, struct loop *loop)
-{
-	if (dir->state == DIRECTION_DONE)
-		return;
-	/* Read only when nothing is held: the bound on memory, and for splice
-	 * the guard against a pipe whose slots are full before its bytes are. */
-	if (dir->state == DIRECTION_OPEN && !direction_holds_bytes(dir))
-		loop_want(loop, dir->src, LOOP_READ);
-	if (direction_holds_bytes(dir))
-		loop_want(loop, dir->dst, LOOP_WRITE);
-}
-
-void connection_want(const struct connection *conn, struct loop *loop)
-{
-	if (conn->connecting) {
-		loop_want(loop, conn->backend_fd, LOOP_WRITE);
-		return;
-	}
-	direction_want(&conn->upstream, loop);
-	direction_want(&conn->downstream, loop);
-}
-
-/* A failure on one descriptor: which one, and why. */
-struct pump_error {
-	int fd;
-	int err;
-};
-
-static int fail(struct pump_error *error, int fd, int err)
-{
-	error->fd = fd;
-	error->err = err;
-	return -1;
-}
-
-/* Each system call of the copy, retried on EINTR: bytes moved, or -errno. */
 static ssize_t read_once(int fd, void *buf, size_t len)
 {
 	ssize_t n;
@@ -199,228 +67,345 @@ static ssize_t splice_once(int in, int out, size_t len)
 	return n < 0 ? -errno : n;
 }
 
-/* Sends what `pending` holds. 0: sent or would block; -1: failed. */
-static int flush_pending(struct direction *dir, struct pump_error *error)
-{
-	while (dir->pending_len > 0) {
-		ssize_t n = send_once(dir->dst, dir->pending + dir->pending_off, dir->pending_len);
+/* ---- where a direction holds what it read: scratch, its own buffer, or a pipe */
 
-		if (n < 0)
-			return errno_is_retry((int)-n) ? 0 : fail(error, dir->dst, (int)-n);
-		dir->pending_off += (size_t)n;
-		dir->pending_len -= (size_t)n;
-		dir->bytes += (uint64_t)n;
+static int pipe_above_fd_setsize(int fds[2])
+{
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -errno;
+	/* Pipes never go into select(), sockets must: keep the low numbers for
+	 * sockets. EINVAL means RLIMIT_NOFILE is at most FD_SETSIZE, so every
+	 * descriptor, socket or pipe, is below it anyway. */
+	for (int i = 0; i < 2; i++) {
+		int high = fcntl(fds[i], F_DUPFD_CLOEXEC, FD_SETSIZE);
+
+		if (high >= 0) {
+			close(fds[i]);
+			fds[i] = high;
+		} else if (errno != EINVAL) {
+			int err = errno;
+
+			close(fds[0]);
+			close(fds[1]);
+			return -err;
+		}
 	}
-	free(dir->pending);
-	dir->pending = NULL;
-	dir->pending_off = 0;
 	return 0;
 }
 
-static int keep_pending(struct direction *dir, const char *data, size_t len,
-			struct pump_error *error)
+static void drop_buffer(struct direction *dir)
 {
-	dir->pending = malloc(len);
-	if (!dir->pending)
-		return fail(error, dir->dst, ENOMEM);
-	memcpy(dir->pending, data, len);
-	dir->pending_off = 0;
-	dir->pending_len = len;
-	return 0;
+	free(dir->buf);
+	dir->buf = NULL;
+	dir->buf_off = 0;
 }
 
-static int pump_rw(struct direction *dir, bool readable, bool writable, struct pump_error *error)
+static void drop_pipe(struct direction *dir)
 {
-	if (dir->pending_len > 0 && writable) {
-		if (flush_pending(dir, error) < 0)
-			return -1;
-		/* Drained: the source may well have more; reading now saves a
-		 * round through select(). */
-		readable = dir->pending_len == 0;
-	}
-	if (dir->state != DIRECTION_OPEN || dir->pending_len > 0 || !readable)
-		return 0;
-	for (int i = 0; i < READS_PER_ROUND; i++) {
-		ssize_t got = read_once(dir->src, scratch, SCRATCH_SIZE);
-		ssize_t sent;
+	if (dir->pipe_rd >= 0)
+		close(dir->pipe_rd);
+	if (dir->pipe_wr >= 0)
+		close(dir->pipe_wr);
+	dir->pipe_rd = dir->pipe_wr = -1;
+}
 
-		if (got < 0)
-			return errno_is_retry((int)-got) ? 0 : fail(error, dir->src, (int)-got);
-		if (got == 0) {
-			dir->state = DIRECTION_FLUSHING;
-			return 0;
-		}
-		sent = send_once(dir->dst, scratch, (size_t)got);
-		if (sent < 0) {
-			if (!errno_is_retry((int)-sent))
-				return fail(error, dir->dst, (int)-sent);
-			sent = 0;
-		}
-		dir->bytes += (uint64_t)sent;
-		if (sent < got)
-			return keep_pending(dir, scratch + sent, (size_t)(got - sent), error);
-		if ((size_t)got < SCRATCH_SIZE)
-			return 0; /* a short read: the source is empty for now */
-		if (dir->splice_wanted) {
-			switch_to_splice(dir); /* a bulk transfer: the rest by splice */
-			return 0;
-		}
+/* Called with nothing held: moves the direction to splice if a pipe worth
+ * it can be had; otherwise it stays with read/write for good. */
+static void switch_to_splice(struct direction *dir)
+{
+	int fds[2], size;
+
+	dir->splice_wanted = false;
+	if (pipe_above_fd_setsize(fds) < 0)
+		return;
+	(void)fcntl(fds[1], F_SETPIPE_SZ, PIPE_WANTED_SIZE);
+	size = fcntl(fds[1], F_GETPIPE_SZ);
+	if (size < PIPE_MIN_SIZE) {
+		close(fds[0]);
+		close(fds[1]);
+		return;
 	}
-	return 0;
+	drop_buffer(dir);
+	dir->pipe_rd = fds[0];
+	dir->pipe_wr = fds[1];
+	dir->pipe_size = (size_t)size;
+	dir->mode = COPY_SPLICE;
 }
 
 /* The source or destination cannot splice (AF_VSOCK has no splice_read on
- * some kernels): carry on with read/write, keeping what the pipe holds. */
-static int fall_back_to_rw(struct direction *dir, struct pump_error *error)
+ * some kernels): carry on with read/write, moving what the pipe holds into
+ * the direction's own buffer. 0 or -errno. */
+static int fall_back_to_rw(struct direction *dir)
 {
-	if (dir->in_pipe > 0) {
-		size_t have = 0;
+	size_t have = 0;
 
-		dir->pending = malloc(dir->in_pipe);
-		if (!dir->pending)
-			return fail(error, dir->dst, ENOMEM);
-		while (have < dir->in_pipe) {
-			ssize_t n = read_once(dir->pipe_rd, dir->pending + have, dir->in_pipe - have);
+	if (dir->held > 0) {
+		dir->buf = malloc(SCRATCH_SIZE > dir->held ? SCRATCH_SIZE : dir->held);
+		if (!dir->buf)
+			return -ENOMEM;
+		while (have < dir->held) {
+			ssize_t n = read_once(dir->pipe_rd, dir->buf + have, dir->held - have);
 
 			if (n <= 0)
-				return fail(error, dir->dst, n < 0 ? (int)-n : EIO);
+				return n < 0 ? (int)n : -EIO;
 			have += (size_t)n;
 		}
-		dir->pending_off = 0;
-		dir->pending_len = have;
-		dir->in_pipe = 0;
+		dir->buf_off = 0;
 	}
-	close(dir->pipe_rd);
-	close(dir->pipe_wr);
-	dir->pipe_rd = dir->pipe_wr = -1;
+	drop_pipe(dir);
 	dir->mode = COPY_RW;
 	return 0;
 }
 
-/* What a failed splice on `fd` means. 0: would block; 1: the socket cannot
- * splice, the direction fell back to read/write; -1: failed. */
-static int splice_failed(struct direction *dir, int fd, ssize_t err, struct pump_error *error)
+/* Reads from the source into the holding place: bytes read, 0 at EOF, or
+ * -errno. Only called with nothing held. */
+static ssize_t take(struct direction *dir, size_t *asked)
 {
-	if (errno_is_retry((int)-err))
-		return 0;
-	if (err == -EINVAL)
-		return fall_back_to_rw(dir, error) < 0 ? -1 : 1;
-	return fail(error, fd, (int)-err);
+	if (dir->mode == COPY_SPLICE) {
+		*asked = dir->pipe_size;
+		return splice_once(dir->src, dir->pipe_wr, dir->pipe_size);
+	}
+	*asked = SCRATCH_SIZE;
+	dir->buf_off = 0;
+	return read_once(dir->src, dir->buf ? dir->buf : scratch, SCRATCH_SIZE);
 }
 
-/* Moves what the pipe holds to dst; returns as splice_failed does. */
-static int splice_out(struct direction *dir, struct pump_error *error)
+/* Writes what is held to the destination: bytes written or -errno. */
+static ssize_t put(struct direction *dir)
 {
-	while (dir->in_pipe > 0) {
-		ssize_t n = splice_once(dir->pipe_rd, dir->dst, dir->in_pipe);
+	ssize_t n;
 
-		if (n < 0)
-			return splice_failed(dir, dir->dst, n, error);
-		dir->in_pipe -= (size_t)n;
+	if (dir->mode == COPY_SPLICE) {
+		n = splice_once(dir->pipe_rd, dir->dst, dir->held);
+		if (n > 0)
+			dir->spliced += (uint64_t)n;
+	} else {
+		n = send_once(dir->dst, (dir->buf ? dir->buf : scratch) + dir->buf_off, dir->held);
+		if (n > 0)
+			dir->buf_off += (size_t)n;
+	}
+	if (n > 0) {
+		dir->held -= (size_t)n;
 		dir->bytes += (uint64_t)n;
-		dir->spliced += (uint64_t)n;
 	}
-	return 0;
+	return n;
 }
 
-static int pump_splice(struct direction *dir, bool readable, bool writable,
-		       struct pump_error *error)
+/* What the scratch buffer holds after a send that did not take it all goes
+ * into the direction's own buffer, once; the reads that follow go straight
+ * into it until one is sent whole. 0 or -ENOMEM. */
+static int keep_held(struct direction *dir)
 {
-	int r;
-
-	if (dir->in_pipe > 0 && writable) {
-		r = splice_out(dir, error);
-		if (r != 0)
-			return r;
-		readable = dir->in_pipe == 0;
-	}
-	if (dir->state != DIRECTION_OPEN || dir->in_pipe > 0 || !readable)
+	if (dir->mode != COPY_RW || dir->buf || dir->held == 0)
 		return 0;
-	for (int i = 0; i < READS_PER_ROUND; i++) {
-		ssize_t got = splice_once(dir->src, dir->pipe_wr, dir->pipe_size);
-
-		if (got < 0)
-			return splice_failed(dir, dir->src, got, error);
-		if (got == 0) {
-			dir->state = DIRECTION_FLUSHING;
-			return 0;
-		}
-		dir->in_pipe += (size_t)got;
-		r = splice_out(dir, error);
-		if (r != 0 || dir->in_pipe > 0)
-			return r;
-		/* A short read: the source is empty for now; asking again would
-		 * only return EAGAIN. */
-		if ((size_t)got < dir->pipe_size)
-			return 0;
-	}
+	dir->buf = malloc(SCRATCH_SIZE);
+	if (!dir->buf)
+		return -ENOMEM;
+	memcpy(dir->buf, scratch + dir->buf_off, dir->held);
+	dir->buf_off = 0;
 	return 0;
 }
 
-static int direction_pump(struct direction *dir, bool readable, bool writable,
-			  bool other_done, struct pump_error *error)
+/* ---- how a direction ends */
+
+static void record_failure(struct connection *conn, int fd, int err)
+{
+	if (conn->end_side)
+		return;
+	conn->end_side = fd == conn->peer_fd ? "peer" : "backend";
+	conn->end_errno = err;
+}
+
+static void direction_done(struct direction *dir)
+{
+	dir->state = DIRECTION_DONE;
+	dir->held = 0;
+	drop_buffer(dir);
+	drop_pipe(dir);
+}
+
+/* Writing to dst failed: nothing more can reach it. Its source is shut for
+ * reading, so a sender still writing gets EPIPE, as from the dead socket
+ * itself, instead of waiting on a relay that no longer reads. What it sent
+ * and nobody read stays unread: the close that follows shows the sender a
+ * reset, as a direct connection would. */
+static void direction_cannot_write(struct connection *conn, struct direction *dir, int err,
+				   const struct direction *other)
 {
 	if (dir->state == DIRECTION_DONE)
-		return 0;
-	if (dir->mode == COPY_SPLICE) {
-		int r = pump_splice(dir, readable, writable, error);
+		return;
+	record_failure(conn, dir->dst, err);
+	dir->err = err;
+	if (other->state != DIRECTION_DONE)
+		shutdown(dir->src, SHUT_RD);
+	direction_done(dir);
+}
 
-		if (r < 0)
-			return r;
-		/* r == 1: fell back to read/write; finish this round with it. */
+/* The source ended (EOF, or an error) and every byte read before it is
+ * written: the destination hears EOF. When the other direction is done
+ * too, the close that follows at once tells it the same. */
+static void direction_finish(struct direction *dir, const struct direction *other)
+{
+	if (other->state != DIRECTION_DONE)
+		shutdown(dir->dst, SHUT_WR);
+	direction_done(dir);
+}
+
+/* ---- the move: one step per direction, the same for both copy modes */
+
+/* Writes what is held; false when the direction cannot go on this round
+ * (throttled, or ended by a failed write). */
+static bool direction_put(struct connection *conn, struct direction *dir, struct direction *other,
+			  bool just_read)
+{
+	ssize_t n = put(dir);
+
+	if (n == -EINVAL && dir->mode == COPY_SPLICE) {
+		n = fall_back_to_rw(dir);
+		if (n == 0)
+			n = put(dir);
 	}
-	if (dir->mode == COPY_RW && pump_rw(dir, readable, writable, error) < 0)
-		return -1;
-	/* The half-close happens here and only here: after EOF, and after
-	 * every byte read before it was written. When the other direction is
-	 * done too, the close that follows at once tells dst the same. */
-	if (dir->state == DIRECTION_FLUSHING && !direction_holds_bytes(dir)) {
-		if (!other_done && shutdown(dir->dst, SHUT_WR) < 0 && errno != ENOTCONN)
-			return fail(error, dir->dst, errno);
-		dir->state = DIRECTION_DONE;
+	if (n < 0 && !errno_is_retry((int)-n)) {
+		direction_cannot_write(conn, dir, (int)-n, other);
+		return false;
 	}
-	return 0;
-}
-
-static int direction_service(struct direction *dir, const struct loop *loop, bool assume_readable,
-			     const struct direction *other, struct pump_error *error)
-{
-	return direction_pump(dir, assume_readable || loop_ready(loop, dir->src, LOOP_READ),
-			      loop_ready(loop, dir->dst, LOOP_WRITE),
-			      other->state == DIRECTION_DONE, error);
-}
-
-static enum relay_status connection_failed(struct connection *conn, const struct pump_error *error)
-{
-	conn->end_side = error->fd == conn->peer_fd ? "peer" : "backend";
-	conn->end_errno = error->err;
-	return RELAY_FINISHED;
-}
-
-enum relay_status connection_service(struct connection *conn, const struct loop *loop)
-{
-	struct pump_error error = { -1, 0 };
-
-	if (conn->connecting) {
-		int r;
-
-		if (!loop_ready(loop, conn->backend_fd, LOOP_WRITE))
-			return RELAY_RUNNING;
-		r = backend_connect_result(conn->backend_fd);
-		if (r < 0) {
-			error.fd = conn->backend_fd;
-			error.err = -r;
-			return connection_failed(conn, &error);
+	if (dir->held > 0) {
+		/* Throttled: wait until dst takes more. */
+		if (keep_held(dir) < 0) {
+			direction_cannot_write(conn, dir, ENOMEM, other);
+			return false;
 		}
-		conn->connecting = false;
-		return RELAY_RUNNING;
+		return false;
 	}
-	if (direction_service(&conn->upstream, loop, conn->fresh, &conn->downstream, &error) < 0 ||
-	    direction_service(&conn->downstream, loop, false, &conn->upstream, &error) < 0)
-		return connection_failed(conn, &error);
+	/* A read sent whole: no longer throttled, the buffer can go. */
+	if (just_read && dir->buf)
+		drop_buffer(dir);
+	return true;
+}
+
+static void direction_move(struct connection *conn, struct direction *dir, struct direction *other,
+			   bool readable, bool writable)
+{
+	for (int reads = 0;;) {
+		size_t asked;
+		ssize_t n;
+
+		if (dir->held > 0) {
+			if (!writable || !direction_put(conn, dir, other, false))
+				break;
+			/* Emptied: the source may well have more; reading now
+			 * saves a round through select(). */
+			readable = true;
+		}
+		if (dir->state != DIRECTION_OPEN || !readable || reads++ == READS_PER_ROUND)
+			break;
+		/* The last read filled the buffer: a bulk transfer, the rest
+		 * goes by splice. */
+		if (dir->bulk && dir->splice_wanted && dir->mode == COPY_RW)
+			switch_to_splice(dir);
+		n = take(dir, &asked);
+		if (n == -EINVAL && dir->mode == COPY_SPLICE) {
+			n = fall_back_to_rw(dir);
+			if (n == 0)
+				continue;
+		}
+		if (n < 0 && errno_is_retry((int)-n))
+			break;
+		if (n <= 0) {
+			/* EOF or an error: what was read before it still goes out. */
+			dir->state = DIRECTION_FLUSHING;
+			if (n < 0) {
+				record_failure(conn, dir->src, (int)-n);
+				dir->err = (int)-n;
+				/* The other direction writes to this dead socket:
+				 * it ends now, and its source hears EPIPE. */
+				direction_cannot_write(conn, other, (int)-n, dir);
+			}
+			break;
+		}
+		dir->held = (size_t)n;
+		dir->bulk = (size_t)n == asked;
+		readable = dir->bulk; /* a short read: the source is empty for now */
+		if (!direction_put(conn, dir, other, true))
+			break;
+	}
+	if (dir->state == DIRECTION_FLUSHING && dir->held == 0)
+		direction_finish(dir, other);
+}
+
+static void direction_init(struct direction *dir, int src, int dst, bool use_splice)
+{
+	memset(dir, 0, sizeof(*dir));
+	dir->src = src;
+	dir->dst = dst;
+	dir->state = DIRECTION_OPEN;
+	dir->mode = COPY_RW;
+	dir->pipe_rd = dir->pipe_wr = -1;
+	dir->splice_wanted = use_splice;
+}
+
+struct connection *connection_new(int peer_fd, int backend_fd, const struct peer *peer,
+				  bool use_splice, uint64_t now_ms)
+{
+	struct connection *conn = calloc(1, sizeof(*conn));
+
+	if (!conn) {
+		close(peer_fd);
+		close(backend_fd);
+		return NULL;
+	}
+	conn->peer_fd = peer_fd;
+	conn->backend_fd = backend_fd;
+	conn->fresh = true;
+	conn->peer = *peer;
+	conn->started_ms = now_ms;
+	direction_init(&conn->upstream, peer_fd, backend_fd, use_splice);
+	direction_init(&conn->downstream, backend_fd, peer_fd, use_splice);
+	return conn;
+}
+
+/* Read only when nothing is held: the bound on memory, and for splice the
+ * guard against a pipe whose slots are full before its bytes are. */
+static bool wants_read(const struct direction *dir)
+{
+	return dir->state == DIRECTION_OPEN && dir->held == 0;
+}
+
+static bool wants_write(const struct direction *dir)
+{
+	return dir->state != DIRECTION_DONE && dir->held > 0;
+}
+
+int connection_watch(const struct connection *conn, struct loop *loop)
+{
+	const struct direction *up = &conn->upstream, *down = &conn->downstream;
+	int r = loop_set(loop, conn->peer_fd,
+			 (wants_read(up) ? LOOP_READ : 0) | (wants_write(down) ? LOOP_WRITE : 0));
+
+	if (r == 0)
+		r = loop_set(loop, conn->backend_fd, (wants_read(down) ? LOOP_READ : 0) |
+							     (wants_write(up) ? LOOP_WRITE : 0));
+	return r;
+}
+
+enum relay_status connection_service(struct connection *conn, struct loop *loop)
+{
+	struct direction *up = &conn->upstream, *down = &conn->downstream;
+
+	direction_move(conn, up, down, conn->fresh || loop_ready(loop, conn->peer_fd, LOOP_READ),
+		       loop_ready(loop, conn->backend_fd, LOOP_WRITE));
+	direction_move(conn, down, up, loop_ready(loop, conn->backend_fd, LOOP_READ),
+		       loop_ready(loop, conn->peer_fd, LOOP_WRITE));
 	conn->fresh = false;
-	if (conn->upstream.state == DIRECTION_DONE && conn->downstream.state == DIRECTION_DONE)
+	if (up->state == DIRECTION_DONE && down->state == DIRECTION_DONE)
 		return RELAY_FINISHED;
+	if (connection_watch(conn, loop) < 0) {
+		/* Cannot happen: the server admits only sockets below
+		 * FD_SETSIZE. Should it, a connection nobody watches would hang
+		 * both sides; end it instead. */
+		record_failure(conn, conn->peer_fd, EBADF);
+		return RELAY_FINISHED;
+	}
 	return RELAY_RUNNING;
 }
 
@@ -454,15 +439,11 @@ void close_with_eof(int fd)
 
 void connection_end(struct connection *conn)
 {
-	struct pump_error ignored;
 	struct direction *dirs[2] = { &conn->upstream, &conn->downstream };
 
-	for (int i = 0; i < 2 && !conn->connecting; i++) {
-		if (dirs[i]->mode == COPY_SPLICE)
-			(void)splice_out(dirs[i], &ignored);
-		if (dirs[i]->mode == COPY_RW)
-			(void)flush_pending(dirs[i], &ignored);
-	}
+	for (int i = 0; i < 2; i++)
+		if (dirs[i]->state != DIRECTION_DONE && dirs[i]->held > 0)
+			(void)put(dirs[i]);
 	shut_and_discard(conn->peer_fd);
 	shut_and_discard(conn->backend_fd);
 	connection_free(conn);
@@ -470,8 +451,8 @@ void connection_end(struct connection *conn)
 
 void connection_free(struct connection *conn)
 {
-	direction_release(&conn->upstream);
-	direction_release(&conn->downstream);
+	direction_done(&conn->upstream);
+	direction_done(&conn->downstream);
 	close(conn->peer_fd);
 	close(conn->backend_fd);
 	free(conn);

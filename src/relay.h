@@ -1,7 +1,19 @@
 /* One relayed connection: the peer's socket, the backend's socket, and the
- * two directions between them, each copying until its source reaches EOF
- * and then shutting its destination for writing (the half-close that
- * `docker exec -i`, `docker attach` and build uploads depend on). */
+ * two directions between them. Each direction ends on its own, as it would
+ * on a direct connection:
+ *
+ *   - its source says EOF: what it holds is written, then the destination
+ *     is shut for writing (the half-close that `docker exec -i`, `docker
+ *     attach` and build uploads depend on);
+ *   - its source fails (a reset): what it holds is still written first; the
+ *     other direction, which writes to that dead socket, ends at once;
+ *   - writing to its destination fails: what it holds cannot be delivered
+ *     and is dropped, and its source is shut for reading, so the sender
+ *     gets EPIPE as it would from the dead socket itself. The other
+ *     direction, reading from that destination, goes on to EOF or error:
+ *     an engine that answers a request early and closes is heard in full.
+ *
+ * The connection is finished when both directions are done. */
 #ifndef RDD_RELAY_H
 #define RDD_RELAY_H
 
@@ -19,31 +31,35 @@ enum copy_mode {
 
 enum direction_state {
 	DIRECTION_OPEN,     /* reading the source */
-	DIRECTION_FLUSHING, /* source at EOF; what was read is still being written */
-	DIRECTION_DONE,     /* all written and the destination shut for writing */
+	DIRECTION_FLUSHING, /* the source ended; what was read is still being written */
+	DIRECTION_DONE,     /* nothing more to move */
 };
 
 struct direction {
 	int src, dst;
 	enum direction_state state;
 	enum copy_mode mode;
-	/* COPY_RW: bytes read that the destination did not take yet. At most
-	 * one read's worth; nothing more is read until it is written, so a
-	 * slow reader throttles the writer and memory stays bounded. */
-	char *pending;
-	size_t pending_off, pending_len;
-	/* COPY_SPLICE: the pipe, its capacity and how many bytes it holds. */
+	/* Bytes read and not yet written: nothing more is read until they are,
+	 * so a slow reader throttles the writer and memory stays bounded. In
+	 * COPY_SPLICE they are in the pipe. In COPY_RW they are in the shared
+	 * scratch buffer while the destination takes whole reads (then `held`
+	 * is 0 again before the next read), and in `buf`, the direction's own,
+	 * from the first read it did not take whole until one it does. */
+	size_t held;
+	char *buf;
+	size_t buf_off;
 	int pipe_rd, pipe_wr;
-	size_t pipe_size, in_pipe;
-	/* --splice: switch to COPY_SPLICE once a read fills the buffer. */
+	size_t pipe_size;
+	/* --splice: move to COPY_SPLICE once a read fills the buffer. */
 	bool splice_wanted;
+	bool bulk; /* the last read filled what it was offered */
+	int err; /* what ended it: 0 for EOF, else the errno */
 	uint64_t spliced; /* bytes carried by splice */
-	uint64_t bytes; /* written to dst */
+	uint64_t bytes;   /* written to dst */
 };
 
 struct connection {
 	int peer_fd, backend_fd;
-	bool connecting; /* the backend dial has not completed yet */
 	/* Accepted in this round: a client (the docker CLI's HTTP request,
 	 * say) writes right after connect, so its first bytes have usually
 	 * arrived by then; reading them at once saves a round of select(). */
@@ -52,11 +68,10 @@ struct connection {
 	struct direction upstream;   /* peer -> backend */
 	struct direction downstream; /* backend -> peer */
 	uint64_t started_ms;
-	/* Why it ended: which side failed ("peer", "backend") and errno;
-	 * side NULL means both directions finished. */
+	/* The first failure, for the log: which side ("peer", "backend") and
+	 * errno; NULL when both directions ended with EOF. */
 	const char *end_side;
 	int end_errno;
-	struct connection *prev, *next; /* the server's list */
 };
 
 enum relay_status {
@@ -65,23 +80,26 @@ enum relay_status {
 };
 
 /* Takes ownership of both descriptors, also on failure (NULL: out of
- * memory). With use_splice, a direction starts with read/write and moves to
- * splice when a read fills the buffer: a short request/reply costs no pipe
- * (creating one costs more system calls than the copy it saves), a bulk
- * transfer gets one, above FD_SETSIZE where the descriptor limit allows. */
+ * memory); the backend socket is connected. With use_splice, a direction
+ * starts with read/write and moves to splice when a read fills the buffer:
+ * a short request/reply costs no pipe (creating one costs more system calls
+ * than the copy it saves), a bulk transfer gets one, above FD_SETSIZE where
+ * the descriptor limit allows. */
 struct connection *connection_new(int peer_fd, int backend_fd, const struct peer *peer,
-				  bool connecting, bool use_splice, uint64_t now_ms);
+				  bool use_splice, uint64_t now_ms);
 
-/* Registers what the connection waits for in this round. */
-void connection_want(const struct connection *conn, struct loop *loop);
+/* Tells the loop what the connection waits for now. 0, or -EBADF for a
+ * descriptor select() cannot watch. connection_service calls it itself. */
+int connection_watch(const struct connection *conn, struct loop *loop);
 
-/* Moves whatever bytes the ready descriptors allow. */
-enum relay_status connection_service(struct connection *conn, const struct loop *loop);
+/* Moves whatever bytes the ready descriptors allow, then updates what the
+ * loop watches for it. */
+enum relay_status connection_service(struct connection *conn, struct loop *loop);
 
-/* Ends a connection that outlived the drain window in order: what is
- * buffered is offered once, both sockets are shut for writing so each side
- * reads EOF, and unread input is discarded so that close() is not turned
- * into a reset. Then connection_free. */
+/* Ends a connection that outlived the drain window in order: what is held
+ * is offered once, both sockets are shut for writing so each side reads
+ * EOF, and unread input is discarded so that close() is not turned into a
+ * reset. Then connection_free. */
 void connection_end(struct connection *conn);
 
 void connection_free(struct connection *conn);

@@ -19,9 +19,19 @@
 #include "relay.h"
 #include "signals.h"
 
-/* Accepts per round: drains a burst quickly without letting a flood of
- * connects (refused peers, say) crowd out the relaying of served ones. */
+/* Peers served per round: drains a burst quickly without letting it crowd
+ * out the relaying of connections already served. Refused peers have a
+ * budget of their own, so that a flood of them never slows the accepting
+ * of allowed ones, and still cannot hold the loop forever. */
 #define ACCEPTS_PER_ROUND 16
+#define REFUSALS_PER_ROUND 256
+
+/* A backend that answers EAGAIN to connect() has a full listen backlog
+ * (dockerd under a burst). A direct client would wait in connect(); the
+ * relay waits too, retrying on a timer, for at most this long. */
+#define DIAL_PATIENCE_MS 1000u
+#define DIAL_RETRY_FIRST_MS 5u
+#define DIAL_RETRY_MAX_MS 100u
 
 /* Kinds of accept failure, each with its own rate-limited log line. */
 enum accept_error_kind {
@@ -33,14 +43,36 @@ enum accept_error_kind {
 	ACCEPT_ERROR_KINDS,
 };
 
+struct counters {
+	uint64_t active;   /* connections being relayed or dialled now */
+	uint64_t served;   /* connections accepted and relayed, ever */
+	uint64_t refused;  /* peers closed by the peer policy */
+	uint64_t failed;   /* accepted, but the backend dial failed */
+	uint64_t bytes_up, bytes_down; /* peer->backend, backend->peer */
+	uint64_t accept_errors;
+};
+
+/* A peer accepted while the backend's backlog was full. */
+struct dial {
+	int peer_fd, backend_fd;
+	struct peer peer;
+	uint64_t accepted_ms, next_ms;
+	unsigned delay_ms;
+};
+
 struct server {
 	const struct config *cfg;
 	struct listener listener;
+	struct loop loop;
 	int signal_fd;
 	/* A backend socket made before accept(): a peer is taken from the
 	 * backlog only when there is a descriptor to dial the backend with. */
 	int spare_backend_fd;
-	struct connection *connections;
+	/* Each connection under both its sockets' numbers: select() says
+	 * which descriptors are ready, this says whose they are. */
+	struct connection *by_fd[FD_SETSIZE];
+	struct dial dials[RDD_MAX_CONNECTIONS_LIMIT];
+	unsigned n_dials;
 	struct counters counters;
 	struct backoff backoff;
 	uint64_t accept_resume_ms; /* listener left out of select until then */
@@ -65,11 +97,6 @@ static enum accept_error_kind accept_error_kind(int err)
 	}
 }
 
-static bool is_resource_shortage(int err)
-{
-	return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
-}
-
 static void log_counters(const struct server *s)
 {
 	const struct counters *c = &s->counters;
@@ -82,40 +109,26 @@ static void log_counters(const struct server *s)
 	       c->accept_errors);
 }
 
-/* Stop watching the listener for a while: see backoff.h. */
+static void format_status(const void *ctx, char *buf, size_t size)
+{
+	const struct counters *c = ctx;
+
+	snprintf(buf, size, "active %" PRIu64 ", served %" PRIu64 ", refused %" PRIu64
+		 ", failed %" PRIu64, c->active, c->served, c->refused, c->failed);
+}
+
+/* Stop watching the listener for a while: see backoff.h. Every accept
+ * failure but "that peer is gone" lands here: retrying at once after EPERM
+ * or EINVAL would spin as surely as after EMFILE. */
 static void accept_back_off(struct server *s, int err, uint64_t now)
 {
 	unsigned delay = backoff_next(&s->backoff);
 
 	s->counters.accept_errors++;
 	s->accept_resume_ms = now + delay;
-	log_limited(&s->accept_log[accept_error_kind(err)], LOG_LEVEL_WARNING,
+	log_limited(&s->accept_log[accept_error_kind(err)],
+		    accept_error_kind(err) == ACCEPT_OTHER ? LOG_LEVEL_ERR : LOG_LEVEL_WARNING,
 		    "accept paused for %u ms: %s", delay, strerror(err));
-}
-
-static void connection_add(struct server *s, struct connection *conn)
-{
-	conn->next = s->connections;
-	if (s->connections)
-		s->connections->prev = conn;
-	s->connections = conn;
-	s->counters.active++;
-	s->counters.served++;
-	notify_status_changed();
-}
-
-static void connection_remove(struct server *s, struct connection *conn)
-{
-	if (conn->prev)
-		conn->prev->next = conn->next;
-	else
-		s->connections = conn->next;
-	if (conn->next)
-		conn->next->prev = conn->prev;
-	s->counters.active--;
-	s->counters.bytes_up += conn->upstream.bytes;
-	s->counters.bytes_down += conn->downstream.bytes;
-	notify_status_changed();
 }
 
 static void log_closed(const struct connection *conn, uint64_t now)
@@ -132,6 +145,113 @@ static void log_closed(const struct connection *conn, uint64_t now)
 	       connection_copy_mode(conn), connection_end_reason(conn, why, sizeof(why)));
 }
 
+/* ---- the connections: which are there, and their end */
+
+static void connection_retire(struct server *s, struct connection *conn, uint64_t now, bool ended)
+{
+	loop_forget(&s->loop, conn->peer_fd);
+	loop_forget(&s->loop, conn->backend_fd);
+	s->by_fd[conn->peer_fd] = s->by_fd[conn->backend_fd] = NULL;
+	s->counters.active--;
+	s->counters.bytes_up += conn->upstream.bytes;
+	s->counters.bytes_down += conn->downstream.bytes;
+	notify_status_changed();
+	log_closed(conn, now);
+	if (ended)
+		connection_end(conn);
+	else
+		connection_free(conn);
+}
+
+static void connection_run(struct server *s, struct connection *conn, uint64_t now)
+{
+	if (connection_service(conn, &s->loop) == RELAY_FINISHED)
+		connection_retire(s, conn, now, false);
+}
+
+static void dial_failed(struct server *s, int peer_fd, int backend_fd, const struct peer *peer,
+			int err)
+{
+	char who[PEER_DESCRIBE_SIZE];
+
+	s->counters.failed++;
+	notify_status_changed();
+	log_limited(&s->dial_log, LOG_LEVEL_WARNING, "cannot reach the backend %s for peer %s: %s%s",
+		    s->cfg->backend_path, peer_describe(peer, who, sizeof(who)), strerror(err),
+		    err == EAGAIN ? " (its listen backlog stayed full)" : "");
+	close(backend_fd);
+	close_with_eof(peer_fd);
+}
+
+/* The backend is connected: relay, starting at once with the peer's first
+ * bytes, which have usually arrived by now. */
+static void relay_start(struct server *s, int peer_fd, int backend_fd, const struct peer *peer,
+			uint64_t now)
+{
+	char who[PEER_DESCRIBE_SIZE];
+	struct connection *conn = connection_new(peer_fd, backend_fd, peer, s->cfg->use_splice, now);
+
+	s->counters.active++;
+	if (!conn) {
+		s->counters.active--;
+		s->counters.failed++;
+		notify_status_changed();
+		log_limited(&s->dial_log, LOG_LEVEL_WARNING, "out of memory for peer %s",
+			    peer_describe(peer, who, sizeof(who)));
+		return;
+	}
+	s->counters.served++;
+	s->by_fd[peer_fd] = s->by_fd[backend_fd] = conn;
+	notify_status_changed();
+	connection_run(s, conn, now);
+}
+
+static void dial_forget(struct server *s, unsigned i)
+{
+	s->dials[i] = s->dials[--s->n_dials];
+	s->counters.active--;
+}
+
+/* Peers waiting for a backend whose backlog was full: try again when due. */
+static void dials_retry(struct server *s, uint64_t now)
+{
+	for (unsigned i = 0; i < s->n_dials;) {
+		struct dial d = s->dials[i];
+		int r;
+
+		if (now < d.next_ms) {
+			i++;
+			continue;
+		}
+		r = backend_connect(d.backend_fd, s->cfg->backend_path);
+		if (r == -EAGAIN && now - d.accepted_ms < DIAL_PATIENCE_MS) {
+			s->dials[i].delay_ms = d.delay_ms * 2 > DIAL_RETRY_MAX_MS ? DIAL_RETRY_MAX_MS
+										  : d.delay_ms * 2;
+			s->dials[i].next_ms = now + s->dials[i].delay_ms;
+			i++;
+			continue;
+		}
+		dial_forget(s, i);
+		if (r < 0)
+			dial_failed(s, d.peer_fd, d.backend_fd, &d.peer, -r);
+		else
+			relay_start(s, d.peer_fd, d.backend_fd, &d.peer, now);
+	}
+}
+
+static int dials_timeout(const struct server *s, uint64_t now)
+{
+	int timeout = -1;
+
+	for (unsigned i = 0; i < s->n_dials; i++) {
+		int t = s->dials[i].next_ms <= now ? 0 : (int)(s->dials[i].next_ms - now);
+
+		if (timeout < 0 || t < timeout)
+			timeout = t;
+	}
+	return timeout;
+}
+
 static bool peer_allowed(const struct server *s, const struct peer *peer)
 {
 	if (peer->family == AF_VSOCK)
@@ -141,11 +261,11 @@ static bool peer_allowed(const struct server *s, const struct peer *peer)
 	return false; /* an inherited socket of another family: no policy, no entry */
 }
 
-/* One accepted peer: judge it, dial the backend, start relaying. */
-static void serve_peer(struct server *s, int peer_fd, const struct peer *peer, uint64_t now)
+/* One accepted peer: judge it, dial the backend, start relaying. Returns
+ * false when the policy refused it. */
+static bool serve_peer(struct server *s, int peer_fd, const struct peer *peer, uint64_t now)
 {
 	char who[PEER_DESCRIBE_SIZE];
-	struct connection *conn;
 	int backend_fd, r;
 
 	if (!peer_allowed(s, peer)) {
@@ -154,43 +274,49 @@ static void serve_peer(struct server *s, int peer_fd, const struct peer *peer, u
 		log_limited(&s->refused_log, LOG_LEVEL_WARNING, "refused peer %s: not in allow-list",
 			    peer_describe(peer, who, sizeof(who)));
 		close(peer_fd);
-		return;
+		return false;
 	}
 	backend_fd = s->spare_backend_fd;
 	s->spare_backend_fd = -1;
 	r = backend_connect(backend_fd, s->cfg->backend_path);
-	if (r < 0 && r != -EINPROGRESS) {
-		s->counters.failed++;
-		notify_status_changed();
-		log_limited(&s->dial_log, LOG_LEVEL_WARNING,
-			    "cannot reach the backend %s for peer %s: %s", s->cfg->backend_path,
-			    peer_describe(peer, who, sizeof(who)), strerror(-r));
-		close(backend_fd);
-		close_with_eof(peer_fd);
-		return;
+	if (r == -EAGAIN) {
+		struct dial *d = &s->dials[s->n_dials++];
+
+		*d = (struct dial){ .peer_fd = peer_fd, .backend_fd = backend_fd, .peer = *peer,
+				    .accepted_ms = now, .delay_ms = DIAL_RETRY_FIRST_MS,
+				    .next_ms = now + DIAL_RETRY_FIRST_MS };
+		s->counters.active++;
+		return true;
 	}
-	conn = connection_new(peer_fd, backend_fd, peer, r == -EINPROGRESS, s->cfg->use_splice, now);
-	if (!conn) {
-		s->counters.failed++;
-		notify_status_changed();
-		log_limited(&s->dial_log, LOG_LEVEL_WARNING, "out of memory for peer %s",
-			    peer_describe(peer, who, sizeof(who)));
-		return;
-	}
-	connection_add(s, conn);
+	if (r < 0)
+		dial_failed(s, peer_fd, backend_fd, peer, -r);
+	else
+		relay_start(s, peer_fd, backend_fd, peer, now);
+	return true;
 }
 
-static void accept_peers(struct server *s, uint64_t now)
+/* Takes peers from the backlog while the limit allows: `limit` is
+ * --max-connections, or at shutdown what select() can hold at all. */
+static void accept_peers(struct server *s, uint64_t now, uint64_t limit)
 {
 	/* The uid decides only with --allow-uid; debug lines name it too. */
 	bool want_credentials = s->cfg->policy.n_uids > 0 || log_enabled(LOG_LEVEL_DEBUG);
+	int served = 0, refused = 0;
 
-	for (int i = 0; i < ACCEPTS_PER_ROUND && s->counters.active < s->cfg->max_connections; i++) {
+	while (served < ACCEPTS_PER_ROUND && refused < REFUSALS_PER_ROUND &&
+	       s->counters.active < limit) {
 		struct peer peer;
 		int fd;
 
 		if (s->spare_backend_fd < 0) {
 			fd = backend_socket();
+			/* The descriptor budget in config.h keeps sockets below
+			 * FD_SETSIZE; should one still land above (inherited
+			 * descriptors), select() could not watch it. */
+			if (fd >= FD_SETSIZE) {
+				close(fd);
+				fd = -EMFILE;
+			}
 			if (fd < 0) {
 				accept_back_off(s, -fd, now);
 				return;
@@ -199,65 +325,67 @@ static void accept_peers(struct server *s, uint64_t now)
 		}
 		fd = listener_accept(&s->listener, &peer, want_credentials);
 		if (fd < 0) {
-			int err = -fd;
-
-			if (err == EAGAIN || err == EWOULDBLOCK)
+			if (fd == -EAGAIN || fd == -EWOULDBLOCK)
 				return;
-			if (err == ECONNABORTED || err == EINTR || err == EPROTO)
+			if (fd == -ECONNABORTED || fd == -EINTR)
 				continue; /* that peer is gone; the next may be fine */
-			if (is_resource_shortage(err)) {
-				accept_back_off(s, err, now);
-				return;
-			}
-			s->counters.accept_errors++;
-			log_limited(&s->accept_log[ACCEPT_OTHER], LOG_LEVEL_ERR, "accept failed: %s",
-				    strerror(err));
+			accept_back_off(s, -fd, now);
 			return;
 		}
 		backoff_reset(&s->backoff);
-		/* The budget in config.h keeps sockets below FD_SETSIZE; should a
-		 * descriptor still land above (inherited ones), serving it would
-		 * corrupt select()'s sets. */
-		if (fd >= FD_SETSIZE || s->spare_backend_fd >= FD_SETSIZE) {
-			close(fd);
+		if (fd >= FD_SETSIZE) {
+			/* That peer cannot be watched: it sees the connection
+			 * closed, and the listener rests until descriptors free up. */
+			close_with_eof(fd);
 			accept_back_off(s, EMFILE, now);
 			return;
 		}
-		serve_peer(s, fd, &peer, now);
+		if (serve_peer(s, fd, &peer, now))
+			served++;
+		else
+			refused++;
 	}
 }
 
-/* Peers still waiting in the backlog would be reset when the listener
- * closes; take each and close it with EOF instead. */
-static void turn_away_backlog(struct server *s)
+/* ---- shutdown */
+
+/* A listener of our own that nothing keeps after us: connects arriving from
+ * now on cannot be served. Refuse new ones (a unix listener shut for
+ * reading answers ECONNREFUSED, and still hands out the waiting ones, so
+ * none can slip in between the last accept and the close; AF_VSOCK ignores
+ * it, and there the window is a few microseconds), then take every peer the
+ * backlog holds and relay it under the drain deadline: its connect()
+ * completed, and it has usually sent its request. */
+static void accept_last_peers(struct server *s, uint64_t now)
 {
-	unsigned turned_away = 0;
+	uint64_t before = s->counters.served + s->counters.refused + s->counters.failed;
 
-	for (unsigned i = 0; i < 4096; i++) {
-		struct peer peer;
-		int fd = listener_accept(&s->listener, &peer, false);
+	shutdown(s->listener.fd, SHUT_RD);
+	for (unsigned round = 0; round < RDD_MAX_CONNECTIONS_LIMIT; round++) {
+		uint64_t taken = s->counters.served + s->counters.refused + s->counters.failed;
 
-		if (fd == -EINTR || fd == -ECONNABORTED)
-			continue;
-		if (fd < 0)
+		accept_peers(s, now, RDD_MAX_CONNECTIONS_LIMIT);
+		if (s->counters.served + s->counters.refused + s->counters.failed == taken)
 			break;
-		close_with_eof(fd);
-		turned_away++;
 	}
-	if (turned_away > 0)
-		log_at(LOG_LEVEL_INFO, "stopping: %u connection(s) still waiting to be accepted closed",
-		       turned_away);
+	before = s->counters.served + s->counters.refused + s->counters.failed - before;
+	if (before > 0)
+		log_at(LOG_LEVEL_INFO, "stopping: %" PRIu64 " connection(s) waiting to be accepted taken",
+		       before);
 }
 
 static void start_drain(struct server *s, uint64_t now)
 {
 	if (s->listener.fd >= 0) {
-		/* A unix listener shut for reading refuses new connects
-		 * (ECONNREFUSED) but still hands out the waiting ones, so none
-		 * can slip in between the last accept and the close. (AF_VSOCK
-		 * ignores this; there the window is a few microseconds.) */
-		shutdown(s->listener.fd, SHUT_RD);
-		turn_away_backlog(s);
+		loop_forget(&s->loop, s->listener.fd);
+		/* A socket that outlives us (systemd's, a parent's, or in the
+		 * descriptor store) is not ours to shut down or empty: the
+		 * next instance accepts what waits in it. */
+		if (!listener_outlives_us(&s->listener))
+			accept_last_peers(s, now);
+		else
+			log_at(LOG_LEVEL_INFO,
+			       "stopping: the listener stays open for the next instance");
 	}
 	listener_close(&s->listener);
 	if (s->spare_backend_fd >= 0)
@@ -273,12 +401,17 @@ static void start_drain(struct server *s, uint64_t now)
 
 static void end_all_connections(struct server *s, uint64_t now)
 {
-	while (s->connections) {
-		struct connection *conn = s->connections;
+	for (int fd = 0; fd < FD_SETSIZE; fd++) {
+		struct connection *conn = s->by_fd[fd];
 
-		connection_remove(s, conn);
-		log_closed(conn, now);
-		connection_end(conn);
+		if (conn && conn->peer_fd == fd)
+			connection_retire(s, conn, now, true);
+	}
+	while (s->n_dials > 0) {
+		struct dial d = s->dials[0];
+
+		dial_forget(s, 0);
+		dial_failed(s, d.peer_fd, d.backend_fd, &d.peer, ETIMEDOUT);
 	}
 }
 
@@ -303,6 +436,8 @@ static void handle_signals(struct server *s, uint64_t now)
 	s->drain_deadline_ms = now; /* the loop ends them below */
 }
 
+/* ---- the loop */
+
 static int min_timeout(int a, int b)
 {
 	if (a < 0)
@@ -317,10 +452,27 @@ static int ms_until(uint64_t due, uint64_t now)
 	return due <= now ? 0 : (int)(due - now);
 }
 
+/* The connections whose sockets select() found ready, each once. */
+static void service_ready(struct server *s, uint64_t now)
+{
+	for (int fd = loop_next_ready(&s->loop, -1); fd >= 0; fd = loop_next_ready(&s->loop, fd)) {
+		struct connection *conn = s->by_fd[fd];
+		int other;
+
+		if (!conn)
+			continue; /* the listener, the self-pipe, or ended this round */
+		/* Both sockets ready: served at the lower number already. */
+		other = fd == conn->peer_fd ? conn->backend_fd : conn->peer_fd;
+		if (other < fd && (loop_ready(&s->loop, other, LOOP_READ) ||
+				   loop_ready(&s->loop, other, LOOP_WRITE)))
+			continue;
+		connection_run(s, conn, now);
+	}
+}
+
 static int server_loop(struct server *s)
 {
-	struct loop loop;
-
+	loop_set(&s->loop, s->signal_fd, LOOP_READ);
 	for (;;) {
 		uint64_t now = clock_now_ms();
 		bool listening;
@@ -349,56 +501,50 @@ static int server_loop(struct server *s)
 				s->report_pending = false;
 			}
 		}
-		timeout = notify_tick(&s->counters, now);
+		timeout = notify_tick(now, format_status, &s->counters);
 		if (s->report_pending)
 			timeout = min_timeout(timeout, ms_until(s->report_log.last_ms +
 								  RATELIMIT_INTERVAL_MS, now));
-		loop_begin(&loop);
-		loop_want(&loop, s->signal_fd, LOOP_READ);
 		listening = s->listener.fd >= 0 && !s->draining &&
 			    s->counters.active < s->cfg->max_connections;
 		if (listening && now < s->accept_resume_ms) {
 			listening = false;
 			timeout = min_timeout(timeout, ms_until(s->accept_resume_ms, now));
 		}
-		if (listening)
-			loop_want(&loop, s->listener.fd, LOOP_READ);
-		for (struct connection *c = s->connections; c; c = c->next)
-			connection_want(c, &loop);
+		if (s->listener.fd >= 0)
+			loop_set(&s->loop, s->listener.fd, listening ? LOOP_READ : 0);
+		if (s->n_dials > 0)
+			timeout = min_timeout(timeout, dials_timeout(s, now));
 		if (s->draining) {
 			timeout = min_timeout(timeout, ms_until(s->drain_deadline_ms, now));
 			timeout = min_timeout(timeout, ms_until(s->extend_next_ms, now));
 		}
 
-		n = loop_wait(&loop, timeout);
+		n = loop_wait(&s->loop, timeout);
 		if (n < 0) {
 			log_at(LOG_LEVEL_ERR, "select failed: %s", strerror(-n));
 			return 1;
 		}
 		now = clock_now_ms();
-		if (loop_ready(&loop, s->signal_fd, LOOP_READ))
+		if (loop_ready(&s->loop, s->signal_fd, LOOP_READ))
 			handle_signals(s, now);
-		if (listening && s->listener.fd >= 0 && loop_ready(&loop, s->listener.fd, LOOP_READ))
-			accept_peers(s, now);
-		for (struct connection *c = s->connections, *next; c; c = next) {
-			next = c->next;
-			if (connection_service(c, &loop) == RELAY_FINISHED) {
-				connection_remove(s, c);
-				log_closed(c, now);
-				connection_free(c);
-			}
-		}
+		if (listening && s->listener.fd >= 0 && loop_ready(&s->loop, s->listener.fd, LOOP_READ))
+			accept_peers(s, now, s->cfg->max_connections);
+		if (s->n_dials > 0)
+			dials_retry(s, now);
+		service_ready(s, now);
 	}
 }
 
 int server_run(const struct config *cfg)
 {
-	struct server s;
+	static struct server s; /* large (a table per descriptor); one per process */
 	int status;
 
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
 	s.spare_backend_fd = -1;
+	loop_init(&s.loop);
 	s.signal_fd = signals_init();
 	if (s.signal_fd < 0) {
 		log_at(LOG_LEVEL_ERR, "cannot set up signal handling: %s", strerror(-s.signal_fd));
@@ -407,9 +553,16 @@ int server_run(const struct config *cfg)
 	if (listener_open(&s.listener, cfg) < 0)
 		return 1;
 	notify_init(clock_now_ms());
-	log_at(LOG_LEVEL_INFO, "listening on %s, relaying to %s (max %u connections, copy=%s)",
-	       s.listener.description, cfg->backend_path, cfg->max_connections,
-	       cfg->use_splice ? "splice" : "rw");
+	/* Our own socket goes into systemd's descriptor store, so that a
+	 * restart (an RPM upgrade's try-restart) keeps the port bound. */
+	if (!s.listener.inherited)
+		s.listener.stored = notify_store_listener(s.listener.fd);
+	log_at(LOG_LEVEL_INFO, "listening on %s%s, relaying to %s (max %u connections, copy=%s)",
+	       s.listener.description,
+	       s.listener.inherited ? (s.listener.stored ? " (from systemd's descriptor store)"
+							 : " (passed in)")
+				    : (s.listener.stored ? " (kept in systemd's descriptor store)" : ""),
+	       cfg->backend_path, cfg->max_connections, cfg->use_splice ? "splice" : "rw");
 	notify_ready(s.listener.description);
 
 	status = server_loop(&s);

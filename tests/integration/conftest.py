@@ -45,7 +45,7 @@ def wait_for(predicate, timeout, what):
 class Daemon:
     """One rdd-guest process with its stderr captured in a file."""
 
-    def __init__(self, workdir, args, env=None, preexec_fn=None, wrapper=None, ready=True):
+    def __init__(self, workdir, args, env=None, preexec_fn=None, wrapper=None, ready=True, pass_fds=()):
         self.log_path = os.path.join(workdir, f"rdd-{time.monotonic_ns()}.log")
         self.log_file = open(self.log_path, "wb")
         cmd = [BINARY] + list(args)
@@ -60,7 +60,8 @@ class Daemon:
             full_env.pop(key, None)
         full_env.update(env or {})
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log_file,
-                                     stderr=self.log_file, env=full_env, preexec_fn=preexec_fn)
+                                     stderr=self.log_file, env=full_env, preexec_fn=preexec_fn,
+                                     pass_fds=pass_fds)
         if ready:
             wait_for(lambda: "listening on" in self.log() or self.proc.poll() is not None,
                      10, "the daemon to listen")

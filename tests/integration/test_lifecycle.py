@@ -135,27 +135,87 @@ def test_drain_timeout_ends_the_rest_with_eof_not_reset(workdir, run, backends):
     assert d.log_lines("drain timeout: ending 1 connection(s)")
 
 
-def test_sigterm_closes_the_backlog_with_eof(workdir, run, backends):
-    """Peers still waiting to be accepted when SIGTERM comes read EOF,
-    not a reset, and never reach the backend."""
+def test_sigterm_relays_the_backlog(workdir, run, backends):
+    """Peers waiting to be accepted when SIGTERM comes (their connect()
+    completed, their request sent) are relayed under the drain deadline,
+    not ended: each gets its full reply."""
     b = backends(f"{workdir}/b.sock", echo_after_eof)
     d = run(args_for(workdir, "--max-connections", "1", "--drain-timeout", "5"))
     held = connect(f"{workdir}/l.sock")
     wait_for(lambda: b.accepted == 1, 5, "the first connection")
     waiting = []
-    for _ in range(3):
+    for i in range(3):
         s = connect(f"{workdir}/l.sock")
-        s.sendall(b"queued request")
+        s.sendall(b"queued request %d" % i)
+        s.shutdown(socket.SHUT_WR)
         waiting.append(s)
     time.sleep(0.3)
     d.signal(signal.SIGTERM)
-    for s in waiting:
-        assert recv_all(s) == b""  # ConnectionResetError would fail here
-    assert b.accepted == 1
+    for i, s in enumerate(waiting):
+        assert recv_all(s) == b"echo:queued request %d" % i
     held.shutdown(socket.SHUT_WR)
     assert recv_all(held) == b"echo:"
     assert d.wait(5) == 0
-    assert d.log_lines("stopping: 3 connection(s) still waiting to be accepted closed")
+    assert b.accepted == 4
+    assert d.log_lines("stopping: 3 connection(s) waiting to be accepted taken")
+
+
+def test_request_sent_while_the_daemon_is_stopped_gets_its_reply(workdir, run, backends):
+    """A client connects and sends its request while the daemon is stopped
+    (SIGSTOP); SIGTERM, then SIGCONT: the drain relays it in full."""
+    backends(f"{workdir}/b.sock", echo_after_eof)
+    d = run(args_for(workdir, "--drain-timeout", "5"))
+    d.signal(signal.SIGSTOP)
+    wait_for(lambda: open(f"/proc/{d.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "T",
+             5, "the daemon to stop")
+    try:
+        c = connect(f"{workdir}/l.sock")
+        c.sendall(b"docker ps during zypper up")
+        c.shutdown(socket.SHUT_WR)
+        d.signal(signal.SIGTERM)
+    finally:
+        d.signal(signal.SIGCONT)
+    assert recv_all(c) == b"echo:docker ps during zypper up"
+    assert d.wait(5) == 0
+
+
+def run_with_inherited_listener(run, sock, args):
+    """Starts the daemon with sock passed as fd 3 (LISTEN_FDS=1), the way
+    systemd or a parent that keeps the socket across restarts does."""
+    fd = sock.fileno()
+    return run(args, pass_fds=(fd,), env={"LISTEN_FDS": "1", "LISTEN_FDNAMES": "listener"},
+               wrapper=["/bin/bash", "-c", f'LISTEN_PID=$$ exec "$@" 3<&{fd} {fd}<&-', "sh"])
+
+
+def test_inherited_listener_survives_two_runs(workdir, run, backends):
+    """A parent keeps the listening socket across two runs of the daemon:
+    the first run's drain leaves it alone, a client that connects between
+    the runs waits in the backlog and is served by the second, and connects
+    after the second start succeed."""
+    backends(f"{workdir}/b.sock", echo_after_eof)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(f"{workdir}/kept.sock")
+    sock.listen(64)
+    args = ["--backend", f"{workdir}/b.sock", "--drain-timeout", "2"]
+    first = run_with_inherited_listener(run, sock, args)
+    c = connect(f"{workdir}/kept.sock")
+    c.sendall(b"one")
+    c.shutdown(socket.SHUT_WR)
+    assert recv_all(c) == b"echo:one"
+    first.stop()
+    between = connect(f"{workdir}/kept.sock")  # no daemon now: the backlog holds it
+    between.sendall(b"between the runs")
+    between.shutdown(socket.SHUT_WR)
+    second = run_with_inherited_listener(run, sock, args)
+    assert recv_all(between) == b"echo:between the runs"
+    after = connect(f"{workdir}/kept.sock")
+    after.sendall(b"two")
+    after.shutdown(socket.SHUT_WR)
+    assert recv_all(after) == b"echo:two"
+    second.stop()
+    assert os.path.exists(f"{workdir}/kept.sock"), "an inherited socket's file is not ours to remove"
+    assert first.log_lines("stopping: the listener stays open for the next instance")
+    sock.close()
 
 
 def test_second_sigterm_exits_at_once(workdir, run, backends):
@@ -423,3 +483,54 @@ def test_live_socket_at_the_listen_path_is_not_taken_over(workdir):
     assert b"another process is listening there" in out.stderr
     assert os.path.exists(f"{workdir}/l.sock")
     live.close()
+
+
+def as_nobody():
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a socket another user cannot probe")
+def test_live_socket_the_daemon_cannot_probe_is_not_taken_over(workdir):
+    """An unprivileged daemon pointed at a live root-owned 0700 socket gets
+    EACCES on the probe: that proves nothing, so it exits 1 with one line,
+    and the socket file and its listener stay."""
+    pub = os.path.join(workdir, "pub")
+    os.mkdir(pub)
+    os.chmod(pub, 0o777)  # no sticky bit: the daemon could unlink it
+    os.chmod(workdir, 0o755)
+    path = os.path.join(pub, "l.sock")
+    live = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    live.bind(path)
+    live.listen(8)
+    os.chmod(path, 0o700)
+    out = subprocess.run([BINARY, "--listen", f"unix:{path}", "--backend", f"{workdir}/b.sock"],
+                         capture_output=True, timeout=10, preexec_fn=as_nobody)
+    lines = out.stderr.decode().strip().splitlines()
+    assert out.returncode == 1, out.stderr
+    assert len(lines) == 1 and "probing it failed (Permission denied)" in lines[0], lines
+    c = connect(path)  # still live, still the same listener
+    live.settimeout(5)
+    accepted, _ = live.accept()
+    accepted.close()
+    c.close()
+    live.close()
+
+
+def test_exit_removes_only_the_socket_file_it_created(workdir, run, backends):
+    """The daemon's socket file was replaced by another process's socket
+    while it ran: at exit the daemon leaves that one alone."""
+    backends(f"{workdir}/b.sock", echo_after_eof)
+    d = run(args_for(workdir))
+    os.unlink(f"{workdir}/l.sock")
+    other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    other.bind(f"{workdir}/l.sock")
+    other.listen(8)
+    d.stop()
+    assert os.path.exists(f"{workdir}/l.sock")
+    c = connect(f"{workdir}/l.sock")
+    other.settimeout(5)
+    other.accept()[0].close()
+    c.close()
+    other.close()

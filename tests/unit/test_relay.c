@@ -18,6 +18,7 @@ static bool use_splice;
 
 struct rig {
 	int peer_app, backend_app; /* the test's ends */
+	struct loop loop;
 	struct connection *conn;
 	enum relay_status status;
 	/* What the connection held when it finished: the server frees a
@@ -44,29 +45,29 @@ static void rig_open(struct rig *rig)
 	}
 	rig->peer_app = peer[0];
 	rig->backend_app = backend[0];
-	rig->conn = connection_new(peer[1], backend[1], &who, false, use_splice, clock_now_ms());
+	rig->conn = connection_new(peer[1], backend[1], &who, use_splice, clock_now_ms());
 	rig->status = RELAY_RUNNING;
+	loop_init(&rig->loop);
+	connection_watch(rig->conn, &rig->loop);
 }
 
 static void rig_close(struct rig *rig)
 {
 	if (rig->conn && rig->status != RELAY_FINISHED)
 		connection_free(rig->conn);
-	close(rig->peer_app);
-	close(rig->backend_app);
+	if (rig->peer_app >= 0)
+		close(rig->peer_app);
+	if (rig->backend_app >= 0)
+		close(rig->backend_app);
 }
 
 /* One round of the loop, as the server runs it. */
 static void step(struct rig *rig)
 {
-	struct loop loop;
-
 	if (rig->status == RELAY_FINISHED)
 		return;
-	loop_begin(&loop);
-	connection_want(rig->conn, &loop);
-	loop_wait(&loop, 20);
-	rig->status = connection_service(rig->conn, &loop);
+	loop_wait(&rig->loop, 20);
+	rig->status = connection_service(rig->conn, &rig->loop);
 	if (rig->status == RELAY_FINISHED) {
 		rig->ended = *rig->conn;
 		connection_free(rig->conn);
@@ -171,7 +172,7 @@ static void test_slow_reader_throttles_and_nothing_is_lost(void)
 		if (n > 0)
 			sent += (size_t)n;
 		step(&rig);
-		size_t held = rig.conn->upstream.pending_len + rig.conn->upstream.in_pipe;
+		size_t held = rig.conn->upstream.held;
 		if (held > most_held)
 			most_held = held;
 	}
@@ -222,6 +223,77 @@ static void test_backend_gone_ends_both(void)
 	rig_close(&rig);
 }
 
+/* The backend answers and closes with the request unread (a reset): the
+ * answer still reaches the peer in full, and the peer's further writes are
+ * refused (EPIPE) as they would be by the dead socket itself. */
+static void test_backend_answers_then_resets(void)
+{
+	struct rig rig;
+	char buf[64];
+	ssize_t n;
+
+	rig_open(&rig);
+	CHECK(write(rig.peer_app, "request body", 12) == 12);
+	step(&rig); /* forwarded, and left unread by the backend */
+	CHECK(write(rig.backend_app, "answer", 6) == 6);
+	close(rig.backend_app);
+	rig.backend_app = -1;
+	for (int i = 0; i < 10 && rig.status == RELAY_RUNNING; i++)
+		step(&rig);
+	CHECK(rig.status == RELAY_FINISHED);
+	n = read(rig.peer_app, buf, sizeof(buf));
+	CHECK(n == 6 && memcmp(buf, "answer", 6) == 0);
+	CHECK(read(rig.peer_app, buf, sizeof(buf)) <= 0);
+	CHECK(write(rig.peer_app, "more", 4) < 0 && errno == EPIPE);
+	CHECK(rig.conn->downstream.bytes == 6);
+	CHECK(rig.conn->end_side && strcmp(rig.conn->end_side, "backend") == 0);
+	rig_close(&rig);
+}
+
+/* The peer stops reading and goes (writes to it fail): what it sent
+ * before still reaches the backend, then EOF; the backend's own writes are
+ * refused from then on. */
+static void test_peer_gone_while_its_request_is_in_flight(void)
+{
+	enum { SIZE = 1024 * 1024 };
+	char *data = malloc(SIZE), *got = malloc(SIZE);
+	size_t sent = 0, received = 0;
+	struct rig rig;
+	ssize_t n;
+
+	for (size_t i = 0; i < SIZE; i++)
+		data[i] = (char)(i * 7);
+	rig_open(&rig);
+	while (sent < SIZE) {
+		n = write(rig.peer_app, data + sent, SIZE - sent);
+		if (n > 0)
+			sent += (size_t)n;
+		else
+			break; /* the relay holds what it may; the rest stays queued */
+		step(&rig);
+	}
+	CHECK(write(rig.backend_app, "reply", 5) == 5);
+	step(&rig);
+	/* The peer leaves with the reply unread, its request partly queued. */
+	close(rig.peer_app);
+	rig.peer_app = -1;
+	for (int i = 0; i < 2000 && received < sent; i++) {
+		step(&rig);
+		while ((n = take(rig.backend_app, got + received, SIZE - received)) > 0)
+			received += (size_t)n;
+	}
+	CHECK(received == sent && memcmp(data, got, sent) == 0);
+	for (int i = 0; i < 10 && rig.status == RELAY_RUNNING; i++) {
+		step(&rig);
+		(void)take(rig.backend_app, got, SIZE);
+	}
+	CHECK(rig.status == RELAY_FINISHED);
+	CHECK(rig.conn->upstream.bytes == sent);
+	rig_close(&rig);
+	free(data);
+	free(got);
+}
+
 static void test_end_gives_eof_not_reset(void)
 {
 	struct rig rig;
@@ -255,6 +327,8 @@ int main(void)
 		RUN(test_backend_half_closes_first);
 		RUN(test_slow_reader_throttles_and_nothing_is_lost);
 		RUN(test_backend_gone_ends_both);
+		RUN(test_backend_answers_then_resets);
+		RUN(test_peer_gone_while_its_request_is_in_flight);
 		RUN(test_end_gives_eof_not_reset);
 	}
 	return unit_summary();

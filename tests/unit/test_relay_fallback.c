@@ -83,11 +83,14 @@ static void transfer_with(enum refuse how)
 		data[i] = (char)(i * 2654435761u >> 13);
 	socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, peer);
 	socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, backend);
-	conn = connection_new(peer[1], backend[1], &who, false, true, clock_now_ms());
+	struct loop loop;
+
+	conn = connection_new(peer[1], backend[1], &who, true, clock_now_ms());
+	loop_init(&loop);
+	connection_watch(conn, &loop);
 	refuse = how;
 	refused = 0;
 	for (int i = 0; i < 20000; i++) {
-		struct loop loop;
 		ssize_t n;
 
 		if (sent < TOTAL) {
@@ -97,8 +100,6 @@ static void transfer_with(enum refuse how)
 			if (sent == TOTAL)
 				shutdown(peer[0], SHUT_WR);
 		}
-		loop_begin(&loop);
-		connection_want(conn, &loop);
 		loop_wait(&loop, 10);
 		connection_service(conn, &loop);
 		while ((n = read(backend[0], got + received, TOTAL - received)) > 0)
