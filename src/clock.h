@@ -15,4 +15,10 @@ static inline uint64_t clock_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* Milliseconds from now until due, 0 once it has passed: a select() timeout. */
+static inline int ms_until(uint64_t due_ms, uint64_t now_ms)
+{
+	return due_ms <= now_ms ? 0 : (int)(due_ms - now_ms);
+}
+
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "clock.h"
 #include "log.h"
 
 /* STATUS= is for `systemctl status`: a few updates a second are plenty,
@@ -92,11 +93,6 @@ void notify_extend_timeout(uint64_t usec)
 	send_notify(message);
 }
 
-static int until(uint64_t due_ms, uint64_t now_ms)
-{
-	return due_ms <= now_ms ? 0 : (int)(due_ms - now_ms);
-}
-
 int notify_tick(uint64_t now_ms, void (*status)(const void *ctx, char *buf, size_t size),
 		const void *ctx)
 {
@@ -109,7 +105,7 @@ int notify_tick(uint64_t now_ms, void (*status)(const void *ctx, char *buf, size
 			send_notify("WATCHDOG=1");
 			watchdog_next_ms = now_ms + watchdog_interval_ms;
 		}
-		next = until(watchdog_next_ms, now_ms);
+		next = ms_until(watchdog_next_ms, now_ms);
 	}
 	if (status_dirty) {
 		if (now_ms - status_sent_ms >= STATUS_INTERVAL_MS || status_sent_ms == 0) {
@@ -120,7 +116,7 @@ int notify_tick(uint64_t now_ms, void (*status)(const void *ctx, char *buf, size
 			status_sent_ms = now_ms;
 			status_dirty = false;
 		} else {
-			int wait = until(status_sent_ms + STATUS_INTERVAL_MS, now_ms);
+			int wait = ms_until(status_sent_ms + STATUS_INTERVAL_MS, now_ms);
 
 			if (next < 0 || wait < next)
 				next = wait;

@@ -244,7 +244,7 @@ static int dials_timeout(const struct server *s, uint64_t now)
 	int timeout = -1;
 
 	for (unsigned i = 0; i < s->n_dials; i++) {
-		int t = s->dials[i].next_ms <= now ? 0 : (int)(s->dials[i].next_ms - now);
+		int t = ms_until(s->dials[i].next_ms, now);
 
 		if (timeout < 0 || t < timeout)
 			timeout = t;
@@ -445,11 +445,6 @@ static int min_timeout(int a, int b)
 	if (b < 0)
 		return a;
 	return a < b ? a : b;
-}
-
-static int ms_until(uint64_t due, uint64_t now)
-{
-	return due <= now ? 0 : (int)(due - now);
 }
 
 /* The connections whose sockets select() found ready, each once. */
