@@ -14,6 +14,7 @@
 # Windows docker CLI would have nothing to talk to. Failing here means
 # `exit 1` from config.sh, which aborts the image build. Running it twice
 # is harmless (zypper finds the same package installed and does nothing).
+# Installing touches no repository: see the zypper call below.
 #
 # RDD_GUEST_RPM_DIR overrides the staging directory.
 # doc/adopting-in-kiwi.md describes how an image adopts this file.
@@ -60,12 +61,32 @@ rdd_guest_install() {
 	fi
 
 	echo "config.sh.d/rdd-guest.sh: installing ${rpms[0]}"
-	# --no-refresh: packages were installed before config.sh runs; this step
-	# must not depend on the network or on repository metadata. A locally
-	# built RPM is unsigned, hence --allow-unsigned-rpm. No --nodeps: its
-	# dependencies (glibc, libsystemd0) must already be in the image.
-	zypper --non-interactive --no-refresh install --allow-unsigned-rpm "${rpms[0]}" ||
-		rdd_guest_fail "zypper could not install ${rpms[0]}"
+	# Install this one file and consult no repository. KIWI writes the
+	# description's imageinclude repositories into /etc/zypp/repos.d just
+	# before config.sh, with no metadata cache, and --no-refresh alone still
+	# fetches their repomd.xml then: with no network zypper exits 106 and
+	# the build stops; with network their metadata would ship in
+	# /var/cache/zypp. So:
+	# --reposd-dir on an empty directory: no repository is read, and the
+	#   solver sees only the installed rpm database (@System) and the file
+	#   (@commandline). A dependency the image lacks fails the install
+	#   instead of being fetched.
+	# --cache-dir of our own, removed afterwards: even the @System solv
+	#   cache zypper writes on every run stays out of /var/cache/zypp.
+	# --no-refresh: services (/etc/zypp/services.d) are not refreshed either.
+	# /etc/zypp and /var/cache/zypp are left exactly as they were.
+	# A locally built RPM is unsigned, hence --allow-unsigned-rpm.
+	local tmp rc=0
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/rdd-guest-zypper.XXXXXX") &&
+		mkdir "$tmp/repos.d" "$tmp/cache" ||
+		rdd_guest_fail "cannot make a scratch directory for zypper under ${TMPDIR:-/tmp}"
+	zypper --non-interactive --no-refresh \
+		--reposd-dir "$tmp/repos.d" --cache-dir "$tmp/cache" \
+		install --allow-unsigned-rpm --no-recommends "${rpms[0]}" || rc=$?
+	rm -rf "$tmp"
+	if [ "$rc" -ne 0 ]; then
+		rdd_guest_fail "zypper could not install ${rpms[0]} (exit $rc); it resolves against the installed packages only, so the image must already hold what rdd-guest requires"
+	fi
 	rpm -q rdd-guest >/dev/null ||
 		rdd_guest_fail "zypper reported success but rdd-guest is not installed"
 

@@ -6,7 +6,9 @@
 # WSL image build does: in a Debian chroot made by mmdebstrap with rpm,
 # zypper and systemd inside, running the KIWI config.sh snippet chrooted
 # with kiwi_profiles=lima and kiwi_profiles=wsl, and /.kconfig from Debian's
-# kiwi package. Then rpm -U to newer releases, with the unit enabled and
+# kiwi package, with repositories in /etc/zypp that the snippet must not
+# consult (an unreachable one, and one that has what the RPM must not get
+# from it). Then rpm -U to newer releases, with the unit enabled and
 # disabled, and rpm -e. systemd-analyze verify/security judge the installed
 # unit in that root.
 #
@@ -276,8 +278,22 @@ in_root() {
 #   from those files, plus /bin/sh and rtld(GNU_HASH) which the chroot has.
 #   So rdd-guest's requirements are checked, not skipped: the snippet runs
 #   zypper without --nodeps.
+# fixture_rpm NAME VERSION [SPEC LINE...]: an empty noarch package built for
+# these tests under $work/fixtures; prints its path.
+fixture_rpm() {
+	local name=$1 version=$2 top=$work/fixtures
+	shift 2
+	mkdir -p "$top/SPECS" || return 1
+	printf '%s\n' "Name: $name" "Version: $version" 'Release: 0' \
+		'Summary: Test fixture for tests/packaging/run.sh' 'License: MIT' 'BuildArch: noarch' \
+		"$@" '%description' 'Test fixture for tests/packaging/run.sh.' '%files' \
+		>"$top/SPECS/$name.spec"
+	timeout 300 rpmbuild -bb --define "_topdir $top" "$top/SPECS/$name.spec" \
+		>"$top/$name.log" 2>&1 || { tail -n 5 "$top/$name.log"; return 1; }
+	echo "$top/RPMS/noarch/$name-$version-0.noarch.rpm"
+}
 prepare_root() {
-	local libdir provides p spec top
+	local libdir provides p fixture lines=()
 	cp "$kconfig" "$root/.kconfig" || return 1
 	mkdir -p "$root/usr/local/lib/systemd/system" "$root/etc/rpm" "$root/image/config.sh.d" || return 1
 	printf '[Unit]\nDescription=Rancher Desktop services (stand-in for the image'"'"'s target)\n' \
@@ -288,24 +304,66 @@ prepare_root() {
 	provides=$(printf '%s\n' "$(readlink -f "$libdir/libc.so.6")" "$(readlink -f "$libdir/libsystemd.so.0")" |
 		/usr/lib/rpm/elfdeps --provides | sort -u)
 	grep -q 'libsystemd.so.0()' <<<"$provides" || { echo "no libsystemd provides found in $libdir"; return 1; }
-	top=$work/provides
-	mkdir -p "$top/SPECS"
-	spec=$top/SPECS/chroot-provides.spec
-	{
-		printf '%s\n' 'Name: debian-chroot-provides' 'Version: 1' 'Release: 0' \
-			'Summary: What the Debian test chroot has outside the rpm database' \
-			'License: MIT' 'BuildArch: noarch' 'Provides: /bin/sh' 'Provides: rtld(GNU_HASH)'
-		for p in $provides; do echo "Provides: $p"; done
-		printf '%s\n' '%description' 'Test fixture for tests/packaging/run.sh.' '%files'
-	} >"$spec"
-	timeout 300 rpmbuild -bb --define "_topdir $top" "$spec" >"$top/build.log" 2>&1 || return 1
-	cp "$top"/RPMS/noarch/debian-chroot-provides-1-0.noarch.rpm "$root/tmp/" || return 1
-	in_root rpm -i /tmp/debian-chroot-provides-1-0.noarch.rpm || return 1
+	for p in $provides; do lines+=("Provides: $p"); done
+	fixture=$(fixture_rpm debian-chroot-provides 1 'Provides: /bin/sh' 'Provides: rtld(GNU_HASH)' \
+		"${lines[@]}") || return 1
+	cp "$fixture" "$root/tmp/" || return 1
+	in_root rpm -i "/tmp/$(basename "$fixture")" || return 1
 	cp "$here/kiwi-config.sh" "$root/image/config.sh" &&
 		cp config.sh.d/rdd-guest.sh "$root/image/config.sh.d/rdd-guest.sh"
 }
 if ! check "chroot prepared: /.kconfig from Debian's kiwi, rpm database, stand-in target" prepare_root; then
 	finish
+fi
+
+# What KIWI leaves in the image root just before config.sh: the
+# description's imageinclude repositories in /etc/zypp/repos.d, enabled,
+# with no metadata cache. Here one rpm-md repository and one service at a
+# loopback port where nothing listens (the image's Leap repository, seen
+# from a build with no network), and a plaindir repository that would
+# satisfy a dependency the image lacks (the same repository, seen from a
+# build with network). The snippet must consult none of them.
+dep_name=rdd-guest-test-dependency
+imageinclude_repos() {
+	local dep
+	mkdir -p "$root/etc/zypp/repos.d" "$root/etc/zypp/services.d" "$root/srv/rdd-test-repo" || return 1
+	printf '%s\n' '[leap-16.0-oss]' 'name=leap-16.0-oss' 'enabled=1' 'autorefresh=1' \
+		'baseurl=http://127.0.0.1:9/' 'type=rpm-md' 'priority=99' \
+		>"$root/etc/zypp/repos.d/leap-16.0-oss.repo" &&
+		printf '%s\n' '[rdd-test-service]' 'name=rdd-test-service' 'enabled=1' 'autorefresh=1' \
+			'url=http://127.0.0.1:9/service' 'type=ris' \
+			>"$root/etc/zypp/services.d/rdd-test-service.service" &&
+		printf '%s\n' '[rdd-test-local]' 'name=rdd-test-local' 'enabled=1' 'autorefresh=1' \
+			'baseurl=dir:///srv/rdd-test-repo' 'type=plaindir' 'gpgcheck=0' \
+			>"$root/etc/zypp/repos.d/rdd-test-local.repo" || return 1
+	dep=$(fixture_rpm "$dep_name" 1) && cp "$dep" "$root/srv/rdd-test-repo/" || return 1
+	# An "rdd-guest" that requires what only that repository has.
+	[ "$(fixture_rpm rdd-guest 0.0.1 "Requires: $dep_name")" = "$needs_dep" ]
+}
+# zypp_state: a listing of the root's /etc/zypp and /var/cache/zypp, every
+# entry with its type, mode, owner, size, mtime and link target, and every
+# file's sha256.
+zypp_state() {
+	local d
+	for d in etc/zypp var/cache/zypp; do
+		if [ -e "$root/$d" ] || [ -L "$root/$d" ]; then
+			(cd "$root" && find "$d" -printf '%y %m %U:%G %s %T@ %p -> %l\n' | LC_ALL=C sort &&
+				find "$d" -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum)
+		else
+			echo "$d: absent"
+		fi
+	done
+}
+zypp_before=$work/zypp-state.before
+zypp_unchanged() {
+	local leftover
+	zypp_state | diff -u "$zypp_before" - || { echo "/etc/zypp or /var/cache/zypp changed"; return 1; }
+	leftover=$(find "$root/tmp" "$root/var/tmp" -maxdepth 1 -name 'rdd-guest-zypper.*')
+	[ -z "$leftover" ] || { echo "scratch left: $leftover"; return 1; }
+}
+needs_dep=$work/fixtures/RPMS/noarch/rdd-guest-0.0.1-0.noarch.rpm
+if check "imageinclude repositories as KIWI leaves them: an rpm-md repository and a service at a dead loopback port, a plaindir one" imageinclude_repos; then
+	zypp_state >"$zypp_before"
 fi
 
 # config PROFILE: run the image's config.sh as KIWI does.
@@ -368,6 +426,8 @@ wsl_install() {
 		stat_is /usr/share/man/man8/rdd-guest.8.gz "644 root:root"
 }
 check "kiwi_profiles=wsl: config.sh installs the RPM with zypper; files in place with their modes" wsl_install
+check "wsl: the install consulted no repository: /etc/zypp and /var/cache/zypp as before (checksum listing), no scratch left" \
+	zypp_unchanged
 enabled_by_symlink() {
 	[ -L "$wants" ] || { echo "no $wants"; return 1; }
 	# The link is absolute in the image's namespace; resolve it there.
@@ -379,7 +439,7 @@ check "wsl: rdd-guest.service enabled (symlink in rancher-desktop.target.wants)"
 wsl_again() {
 	out=$(config wsl 2>&1) || { echo "$out"; return 1; }
 	echo "$out"
-	[ "$(installed)" = "rdd-guest-$version-0" ] && [ "$(is_enabled)" = enabled ]
+	[ "$(installed)" = "rdd-guest-$version-0" ] && [ "$(is_enabled)" = enabled ] && zypp_unchanged
 }
 check "wsl: running config.sh a second time is harmless" wsl_again
 
@@ -435,6 +495,23 @@ erase() {
 	nothing_installed
 }
 check "rpm -e removes the files and the enablement symlinks" erase
+
+# The solver sees the installed packages and the staged file, nothing else:
+# a requirement the image lacks fails the build, even with a repository
+# at hand that has it.
+missing_dependency() {
+	stage "$needs_dep" || return 1
+	if out=$(config wsl 2>&1); then
+		echo "$out"; echo "config.sh succeeded"
+		return 1
+	fi
+	echo "$out"
+	grep -q 'ERROR: zypper could not install' <<<"$out" &&
+		grep -q "nothing provides.*$dep_name" <<<"$out" || return 1
+	if installed || in_root rpm -q "$dep_name"; then return 1; fi
+	zypp_unchanged
+}
+check "wsl: a requirement the image lacks fails the build; the repository that has it is not used" missing_dependency
 
 # An image whose own preset disables the unit: the snippet notices.
 image_preset() {
