@@ -20,8 +20,11 @@ PYTHON     ?= /usr/bin/python3
 
 SYSTEMD_CFLAGS := $(shell $(PKG_CONFIG) --cflags libsystemd 2>/dev/null)
 SYSTEMD_LIBS   := $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null)
+# Only the targets that compile need it: make dist works anywhere.
+ifneq ($(filter-out dist manifest clean,$(or $(MAKECMDGOALS),all)),)
 ifeq ($(SYSTEMD_LIBS),)
 $(error libsystemd not found by $(PKG_CONFIG): install libsystemd-dev (Debian) or systemd-devel (openSUSE))
+endif
 endif
 
 RDD_CFLAGS = -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE \
@@ -34,7 +37,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 
 .PHONY: all check check-unit check-integration check-sanitize check-valgrind \
 	check-packaging check-vm check-docker check-stress check-stress-sanitize bench rpm \
-	install uninstall clean
+	dist manifest install uninstall clean
 
 all: $(BUILD)/rdd-guest
 
@@ -94,6 +97,17 @@ check-docker: $(BUILD)/rdd-guest
 check-packaging:
 	tests/packaging/run.sh
 
+# The release tarball $(DISTDIR)/rdd-guest-VERSION.tar.gz: the files MANIFEST
+# lists, the same bytes from a git checkout or a plain copy of the tree.
+DISTDIR ?= $(BUILD)
+dist:
+	tools/dist.sh $(DISTDIR)
+
+# MANIFEST's list rewritten from git ls-files (after adding or removing a file).
+manifest:
+	tools/dist.sh --manifest
+
+# Source and binary RPMs under build/rpm, built from the dist tarball.
 rpm:
 	tests/packaging/build-rpm.sh
 

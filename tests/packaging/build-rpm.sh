@@ -1,6 +1,7 @@
 #!/bin/bash
 # Build rdd-guest's source RPM and binary RPM with rpmbuild, in a private
-# top directory (default build/rpm), from the files of this work tree.
+# top directory (default build/rpm), from the release tarball of this work
+# tree (tools/dist.sh, what `make dist` runs).
 #
 #   tests/packaging/build-rpm.sh [--topdir DIR] [--release N] [--nocheck]
 #
@@ -31,22 +32,12 @@ done
 case $topdir in /*) ;; *) topdir=$PWD/$topdir ;; esac
 
 cd "$tree"
-version=$(cat VERSION)
 name=rdd-guest
 mkdir -p "$topdir"/{SOURCES,SPECS,BUILD,RPMS,SRPMS}
 
-# The tarball holds what git would commit from this tree: tracked files plus
-# new files that are not ignored (so an uncommitted change is packaged too,
-# and build/ never is).
-filelist=$(mktemp)
-trap 'rm -f "$filelist"' EXIT
-git -C "$tree" ls-files -z --cached --others --exclude-standard |
-	while IFS= read -r -d '' f; do
-		[ -e "$f" ] && printf '%s\0' "$f"
-	done | LC_ALL=C sort -z >"$filelist"
-tar --null -T "$filelist" --transform "s|^|$name-$version/|" \
-	--owner=0 --group=0 --numeric-owner --mode=u+w,go-w \
-	-czf "$topdir/SOURCES/$name-$version.tar.gz"
+# Source0 is the release tarball, made as `make dist` makes it: the files
+# MANIFEST lists, as they are in this work tree.
+tools/dist.sh "$topdir/SOURCES" >/dev/null
 
 spec=$topdir/SPECS/$name.spec
 cp rdd-guest.spec "$spec"

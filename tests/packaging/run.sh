@@ -1,9 +1,11 @@
 #!/bin/bash
 # tests/packaging/run.sh: the packaging suite for rdd-guest (issue 3).
 #
-# Runs as root. Builds the RPM with rpmbuild (release 0 with %check, which
-# runs the unit tests, and releases 1 and 2 for the upgrade tests), queries and lints it, then installs it the way the
-# WSL image build does: in a Debian chroot made by mmdebstrap with rpm,
+# Runs as root. Checks the release tarball (make dist: MANIFEST against git
+# ls-files, the same bytes from a plain copy of the tree). Builds the RPM
+# from it with rpmbuild (release 0 with %check, which runs the unit tests,
+# and releases 1 and 2 for the upgrade tests), queries and lints it, then
+# installs it the way the WSL image build does: in a Debian chroot made by mmdebstrap with rpm,
 # zypper and systemd inside, running the KIWI config.sh snippet chrooted
 # with kiwi_profiles=lima and kiwi_profiles=wsl, and /.kconfig from Debian's
 # kiwi package, with repositories in /etc/zypp that the snippet must not
@@ -93,6 +95,42 @@ pass "prerequisites"
 
 check "shellcheck: the KIWI snippet and the packaging scripts" \
 	shellcheck -S warning config.sh.d/rdd-guest.sh "$here/kiwi-config.sh" "$here/build-rpm.sh" "$here/run.sh"
+
+# --- the release tarball (make dist) ---------------------------------------
+manifest_is_git() {
+	local listed
+	listed=$(sed -e '/^#/d' -e '/^[[:space:]]*$/d' MANIFEST)
+	LC_ALL=C sort -c -u <<<"$listed" || { echo "MANIFEST is not sorted (LC_ALL=C) and unique"; return 1; }
+	diff -u <(echo "$listed") <(git ls-files | LC_ALL=C sort) ||
+		{ echo "MANIFEST differs from git ls-files ('+' only in git): make manifest rewrites it"; return 1; }
+}
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+	check "MANIFEST lists exactly the files git tracks (git ls-files), sorted" manifest_is_git
+else
+	echo "note: no git checkout here; MANIFEST not compared with git ls-files"
+fi
+# A plain copy of the tree, as a Docker COPY or an unpacked archive makes
+# one: no .git (and git cannot find the checkout above it), no build/,
+# files with other mtimes, modes (umask 002), owner, and a stray file.
+plain=$work/plain-copy
+dist_same_bytes() {
+	local a b
+	mkdir "$plain" || return 1
+	tar -C "$tree" --exclude=./.git --exclude=./build -cf - . |
+		(umask 0002 && tar -C "$plain" -xf - --no-same-owner --no-same-permissions --touch) || return 1
+	echo stray >"$plain/src/stray.c~" && chown -R 65534:65534 "$plain" || return 1
+	a=$(env -u SOURCE_DATE_EPOCH make -s dist DISTDIR="$work/dist-git") || return 1
+	b=$(cd "$plain" && env -u SOURCE_DATE_EPOCH GIT_CEILING_DIRECTORIES="$work" \
+		make -s dist DISTDIR="$work/dist-copy") || return 1
+	[ ! -e "$plain/.git" ] && ! (cd "$plain" && GIT_CEILING_DIRECTORIES=$work git rev-parse 2>/dev/null) ||
+		{ echo "the copy is a git checkout"; return 1; }
+	sha256sum "$a" "$b"
+	cmp "$a" "$b"
+}
+check "make dist: a git checkout and a plain copy without .git give the same bytes" dist_same_bytes
+dist=$work/dist-git/rdd-guest-$version.tar.gz
+check "the tarball: MANIFEST's files with their bytes, sorted, 0/0, MANIFEST's date, 0644/0755, gzip -n" \
+	python3 "$here/check_dist.py" "$work/dist-copy/rdd-guest-$version.tar.gz" "$plain"
 
 # --- build ---------------------------------------------------------------
 build_release() { # N [--nocheck] -> topdir $work/rpm-N; prints "SRPM RPM" paths
@@ -184,6 +222,11 @@ check "requires libsystemd.so.0 and libc, nothing unexpected" \
 check "SRPM carries the spec and the source tarball" \
 	bash -c 'l=$(rpm -qlp "$1") && grep -qx rdd-guest.spec <<<"$l" && grep -qx "rdd-guest-$2.tar.gz" <<<"$l"' \
 	_ "$srpm" "$version"
+srpm_source_is_dist() {
+	mkdir -p "$work/srpm" && (cd "$work/srpm" && rpm2cpio "$srpm" | cpio -idm --quiet) &&
+		cmp "$work/srpm/rdd-guest-$version.tar.gz" "$dist"
+}
+check "make rpm builds on make dist: the SRPM's tarball is byte for byte make dist's" srpm_source_is_dist
 
 # The spec's Version and the VERSION file must agree, or the build stops.
 mismatch() {
