@@ -17,7 +17,11 @@ ENOBUFS, ENOMEM by LD_PRELOAD injection), refused-peer-flood (uid 65534 on a
 uncapped),
 stuck-reader (1 GiB to a client not reading),
 mute-backend (backend connections never answered), backend-faults (replaced,
-removed, killed, back), shutdown-under-load, shutdown-backlog, signal-storm,
+removed, killed, back), shutdown-under-load, shutdown-backlog (queued clients
+relayed at SIGTERM), accept-eperm (accept4 failing EPERM/EINVAL backs off),
+live-socket-theft (an unprobeable live socket is left alone), backend-eagain
+(a backend's full backlog is waited out for about 1 s), fdsetsize-net
+(descriptors forced above FD_SETSIZE), signal-storm,
 bad-input (one check per malformed command line or environment),
 valgrind-soak (memcheck under load), fuzz-options (libFuzzer).
 
@@ -30,6 +34,7 @@ Environment:
 """
 
 import errno
+import hashlib
 import os
 import re
 import resource
@@ -37,10 +42,12 @@ import select
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -379,6 +386,7 @@ class Scenario:
         self.daemons = []
         self.backends = []
         self.procs = []
+        self.closers = []  # in-process peers (threads, sockets): called at the end
         self.fig = ""
 
     def path(self, name):
@@ -395,6 +403,11 @@ class Scenario:
         return b
 
     def cleanup(self, failed):
+        for close in self.closers:
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - cleanup goes on
+                pass
         for p in self.procs:
             if p.poll() is None:
                 p.kill()
@@ -990,54 +1003,480 @@ def s_shutdown(sc):
     return fig
 
 
+REPLY_BODY = 256 * 1024
+
+
+def answer_for(request):
+    """The whole reply an AnsweringBackend gives to `request`: a status
+    line, the request's SHA-256, and REPLY_BODY bytes derived from it, so
+    a client knows every byte to expect and the backend proves it got the
+    request whole."""
+    digest = hashlib.sha256(request).digest()
+    body = digest * (REPLY_BODY // len(digest))
+    return (b"HTTP/1.1 200 OK\r\nX-Request-Sha256: %s\r\nContent-Length: %d\r\n\r\n"
+            % (digest.hex().encode(), len(body)) + body)
+
+
+def http_request(tag, body=b""):
+    return (b"POST /%s HTTP/1.1\r\nHost: docker\r\nContent-Length: %d\r\n\r\n"
+            % (tag.encode(), len(body)) + body)
+
+
+class AnsweringBackend:
+    """A backend in this process: a unix listener with the given backlog
+    that accepts once `accepting` is set (at once by default), reads each
+    connection's request (headers up to the blank line, then Content-Length
+    bytes), records it, answers answer_for(request) and closes. A thread
+    per connection, every wait bounded."""
+
+    def __init__(self, path, backlog=8, accepting=True):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(backlog)
+        self.sock.settimeout(0.02)
+        self.accepting = threading.Event()
+        if accepting:
+            self.accepting.set()
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.requests = []
+        self.accepted = 0
+        self.conns = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopping.is_set():
+            if not self.accepting.wait(0.02):
+                continue
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.accepted += 1
+                self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        c.settimeout(15)
+        req = b""
+        try:
+            while b"\r\n\r\n" not in req:
+                chunk = c.recv(65536)
+                if not chunk:
+                    return
+                req += chunk
+            head = req.split(b"\r\n\r\n", 1)[0]
+            m = re.search(rb"Content-Length: (\d+)", head)
+            want = len(head) + 4 + (int(m.group(1)) if m else 0)
+            while len(req) < want:
+                chunk = c.recv(min(1 << 20, want - len(req)))
+                if not chunk:
+                    return
+                req += chunk
+            with self.lock:
+                self.requests.append(req)
+            c.sendall(answer_for(req))
+        except OSError:
+            pass
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.stopping.set()
+        self.thread.join(5)
+        self.sock.close()
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def read_to_end(s, timeout=10):
+    """Everything s receives up to EOF, and how it ended: "EOF", "reset"
+    or "hung" (nothing for `timeout` seconds)."""
+    s.settimeout(timeout)
+    data = b""
+    while True:
+        try:
+            chunk = s.recv(1 << 20)
+        except ConnectionResetError:
+            return data, "reset"
+        except socket.timeout:
+            return data, "hung"
+        if not chunk:
+            return data, "EOF"
+        data += chunk
+
+
+def describe_end(data, end, expected):
+    if data == expected and end == "EOF":
+        return f"full reply ({len(data)} B)"
+    if not data:
+        return end
+    return f"{len(data)} of {len(expected)} B then {end}" + ("" if expected.startswith(data)
+                                                            else " (corrupt)")
+
+
 def s_shutdown_backlog(sc):
-    """A client the kernel queued in the listen backlog (connect() succeeded,
-    request sent) when SIGTERM comes: it must end with EOF, like the
-    connections the daemon had accepted, not with a reset."""
-    b = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    b.bind(sc.path("b.sock"))
-    b.listen(8)
-    sc.procs_sockets = [b]
+    """Clients the kernel queued in the listen backlog (connect() succeeded,
+    request sent) when SIGTERM comes to a daemon whose listener is its own:
+    each is relayed under the drain deadline (the backend gets its request
+    whole, the client its whole reply), and the connection the daemon was
+    already relaying, idle, ends with EOF at the deadline; exit 0."""
+    b = AnsweringBackend(sc.path("b.sock"))
+    sc.closers.append(b.close)
     d = sc.daemon(daemon_args(sc, "--max-connections", "1", "--drain-timeout", "1"))
     listen = sc.path("l.sock")
     first = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     first.settimeout(10)
     first.connect(listen)
-    b.settimeout(10)
-    served, _ = b.accept()
-    queued = []
-    for _ in range(3):
+    wait_for(lambda: b.accepted == 1, 10, "the first connection to reach the backend")
+    queued, requests = [], []
+    for i in range(3):
         q = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         q.settimeout(10)
         q.connect(listen)  # queued: the daemon is at --max-connections 1
-        q.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
+        requests.append(http_request(f"queued-{i}", os.urandom(1000 * (i + 1))))
+        q.sendall(requests[-1])
         queued.append(q)
     time.sleep(0.3)
+    check(b.accepted == 1, "a queued client reached the backend before SIGTERM")
+    t0 = time.monotonic()
     d.proc.send_signal(signal.SIGTERM)
-    ends = []
-    for q in queued:
-        try:
-            data = q.recv(100)
-            ends.append("EOF" if data == b"" else f"{len(data)} bytes")
-        except ConnectionResetError:
-            ends.append("reset")
-        except socket.timeout:
-            ends.append("hung")
+    ends, intact = [], 0
+    for q, req in zip(queued, requests):
+        data, end = read_to_end(q)
+        ends.append(describe_end(data, end, answer_for(req)))
+        intact += data == answer_for(req) and end == "EOF"
+    first_data, first_end = read_to_end(first)
+    if first_data:
+        first_end = f"{len(first_data)} bytes then {first_end}"
     try:
-        first_end = "EOF" if first.recv(100) == b"" else "data"
-    except ConnectionResetError:
-        first_end = "reset"
-    rc = d.proc.wait(5)
-    for x in queued + [first, served, b]:
+        rc = d.proc.wait(5)
+    except subprocess.TimeoutExpired:
+        rc = None
+    took = time.monotonic() - t0
+    for x in queued + [first]:
         x.close()
+    with b.lock:
+        got = sum(1 for r in requests if r in b.requests)
+    taken = d.grep("waiting to be accepted taken")
     sc.fig = (f"SIGTERM with 1 connection relayed and 3 queued in the backlog: relayed one "
-              f"ended with {first_end}, queued ones with {', '.join(ends)}; exit {rc}")
+              f"ended with {first_end}, queued ones with {', '.join(ends)}; backend got "
+              f"{got}/3 requests whole; exit {rc} after {took:.2f} s")
+    check(got == 3 and intact == 3,
+          "DAEMON FINDING: connections queued in the backlog at SIGTERM were not relayed "
+          "(their connect() completed and their request was sent)")
     check(first_end == "EOF", "the relayed connection was not ended with EOF")
     check(rc == 0, "exit status")
-    check(all(e == "EOF" for e in ends),
-          "DAEMON FINDING: connections queued in the backlog are reset when the listener "
-          "closes (unix: ECONNRESET; vsock would send RST); accepting them and ending them "
-          "with shutdown + discard before close would give EOF")
+    check(took <= 1 + 1, "exit later than drain + 1 s")
+    check(taken and "stopping: 3 connection(s)" in taken[0], f"log: {taken}")
+    return sc.fig
+
+
+def faultinject_env(sc, **controls):
+    """The environment that preloads faultinject.so, with its control files
+    (RDD_FAULT_<NAME> = a path in the scenario's directory) and its count."""
+    check(os.path.exists(FAULTINJECT), "faultinject.so not built")
+    env = {"LD_PRELOAD": FAULTINJECT, "RDD_FAULT_COUNT": sc.path("count"),
+           "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+    for name, path in controls.items():
+        env["RDD_FAULT_" + name.upper()] = path
+    return env
+
+
+def fault_count(sc):
+    try:
+        return int(open(sc.path("count")).read())
+    except (OSError, ValueError):
+        return 0
+
+
+def s_accept_eperm(sc):
+    """accept4() failing with an error that is not a resource shortage
+    (EPERM from an LSM, EINVAL from a broken inherited socket) while 30
+    clients wait: the daemon backs off as it does for EMFILE (under 5% of
+    a core, at most 10 log lines over 3 s) instead of retrying at once,
+    and serves all 30 once the fault is gone."""
+    b = sc.backend()
+    fault = sc.path("fault")
+    d = sc.daemon(daemon_args(sc), env=faultinject_env(sc, file=fault))
+    listen = sc.path("l.sock")
+    figs = []
+    for err in ("EPERM", "EINVAL"):
+        count0 = fault_count(sc)
+        with open(fault, "w") as f:
+            f.write(err)
+        clients = soak_bg(listen, conns=30, concurrency=30, max_size=65536, timeout=60,
+                          deadline=90, seed=81)
+        sc.procs.append(clients)
+        wait_for(lambda: fault_count(sc) > count0, 10, f"an injected {err}")
+        time.sleep(0.3)
+        lines0, cpu0, count1, t0 = len(d.lines()), d.cpu(), fault_count(sc), time.monotonic()
+        time.sleep(3)
+        secs = time.monotonic() - t0
+        cpu = (d.cpu() - cpu0) / secs
+        growth = len(d.lines()) - lines0
+        attempts = fault_count(sc) - count1
+        check(clients.poll() is None, f"{err}: the clients finished while accept4 failed?")
+        removed = time.monotonic()
+        os.unlink(fault)
+        r = soak_result(clients, 90)
+        served_in = time.monotonic() - removed
+        figs.append(f"{err}: {attempts} failed accepts in {secs:.1f} s, {cpu * 100:.1f}% CPU, "
+                    f"+{growth} log lines, {r['ok']}/30 served {served_in:.1f} s after removal")
+        sc.fig = "accept4 failing by injection (LD_PRELOAD): " + "; ".join(figs)
+        check(cpu < 0.05, f"{err}: CPU over 5% of a core (the accept loop spins)")
+        check(growth <= 10, f"{err}: log grew by more than 10 lines in 3 s")
+        check(any(os.strerror(getattr(errno, err)) in line for line in d.grep("accept paused")),
+              f"no 'accept paused' line for {err}")
+        check(r["ok"] == 30 and r["corrupt_bytes"] == 0, f"{err}: clients {r}")
+    check(b.stats()["corrupt_bytes"] == 0, "backend saw corrupted bytes")
+    check(d.stop() == 0, "exit status")
+    return sc.fig
+
+
+def s_live_socket_theft(sc):
+    """--listen unix:PATH as uid 65534 where a live root-owned 0700 socket
+    is (in a world-writable directory, so that unlinking it is possible):
+    the probe gets EACCES, which proves nothing, so the daemon exits 1 with
+    one line and leaves the socket alone (same inode, its listener still
+    reached by root). And a daemon whose own socket file was replaced by
+    another's leaves that one in place at exit."""
+    if os.geteuid() != 0:
+        raise Skipped("needs root (a root-owned socket and a daemon run as uid 65534)")
+    os.chmod(sc.workdir, 0o711)
+    shared = sc.path("shared")
+    os.mkdir(shared)
+    os.chmod(shared, 0o777)  # world-writable, no sticky bit: anyone may unlink in it
+    path = os.path.join(shared, "docker.sock")
+    live = listening_unix(path)
+    sc.closers.append(live.close)
+    os.chmod(path, 0o700)
+    ino0 = os.lstat(path).st_ino
+
+    def nobody():
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+
+    d = sc.daemon(["--listen", f"unix:{path}", "--backend", sc.path("b.sock")],
+                  preexec_fn=nobody, ready=False)
+    try:
+        rc = d.proc.wait(5)
+    except subprocess.TimeoutExpired:
+        rc = None
+        d.stop()  # the old daemon: its exit deletes the path too
+    lines = d.log().strip().splitlines()
+    st = os.lstat(path) if os.path.lexists(path) else None
+    state = ("gone" if st is None else "same inode" if st.st_ino == ino0 and
+             stat.S_ISSOCK(st.st_mode) else "replaced")
+    reached = "no"
+    try:
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(5)
+        c.connect(path)
+        live.settimeout(5)
+        a, _ = live.accept()
+        c.sendall(b"ping")
+        reached = "yes" if a.recv(4) == b"ping" else "wrong bytes"
+        a.close()
+        c.close()
+    except OSError as e:
+        reached = f"no ({e.__class__.__name__})"
+
+    # Part two: the daemon's own socket replaced under it (rename over)
+    # before SIGTERM: the newcomer's socket stays.
+    os.chmod(shared, 0o755)
+    own = sc.path("l.sock")
+    d2 = sc.daemon(["--listen", f"unix:{own}", "--backend", sc.path("b.sock")])
+    other = listening_unix(sc.path("other.sock"))
+    sc.closers.append(other.close)
+    os.rename(sc.path("other.sock"), own)
+    ino_other = os.lstat(own).st_ino
+    rc2 = d2.stop()
+    survived = os.path.lexists(own) and os.lstat(own).st_ino == ino_other
+
+    sc.fig = (f"uid 65534 --listen on a live root-owned 0700 socket: "
+              + (f"exit {rc}" if rc is not None else "still running after 5 s (listening)")
+              + f", {len(lines)} log line(s): {lines[0][:200] if lines else ''!r}; socket file "
+              f"{state}, root's connect reached the live listener: {reached}; a socket that "
+              f"replaced the daemon's own at its path {'survived' if survived else 'was removed by'}"
+              f" its exit (exit {rc2})")
+    check(rc == 1, "DAEMON FINDING: the daemon did not refuse to take over a socket it could "
+          "not probe (EACCES)")
+    check(len(lines) == 1 and "may be live" in lines[0] and "Permission denied" in lines[0],
+          "not one clear error line")
+    check(state == "same inode", f"the live socket file was {state}")
+    check(reached == "yes", "the live listener is no longer reached through its path")
+    check(rc2 == 0, "exit status of the second daemon")
+    check(survived, "DAEMON FINDING: the daemon unlinked a socket that was not its own at exit")
+    return sc.fig
+
+
+def s_backend_eagain(sc):
+    """A backend whose listen backlog is full (listen(0), a filler queued
+    in it, nothing accepted): connect() answers EAGAIN. When it stays full,
+    the client gets EOF after about 1 s (the daemon retried, not hung) and
+    one log line says why; when the backend starts accepting 300 ms after
+    the client connected, the client is relayed intact, as a direct client
+    waiting in a blocking connect() would have been."""
+    bpath = sc.path("b.sock")
+    b = AnsweringBackend(bpath, backlog=0, accepting=False)
+    sc.closers.append(b.close)
+    fillers = []
+    for _ in range(64):
+        f = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        f.setblocking(False)
+        fillers.append(f)
+        sc.closers.append(f.close)
+        if f.connect_ex(bpath) != 0:
+            break
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.setblocking(False)
+    full = probe.connect_ex(bpath)
+    probe.close()
+    check(full == errno.EAGAIN, f"the backend's backlog is not full: connect gave {full}")
+    d = sc.daemon(daemon_args(sc))
+    listen = sc.path("l.sock")
+
+    # Stays full: EOF after the daemon's patience.
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(10)
+    t0 = time.monotonic()
+    c.connect(listen)
+    c.sendall(http_request("stays-full"))
+    data, end = read_to_end(c, 10)
+    stayed = time.monotonic() - t0
+    c.close()
+    time.sleep(0.1)
+    full_lines = d.grep("its listen backlog stayed full")
+    dial_lines = d.grep("cannot reach the backend")
+
+    # Frees a slot 300 ms after the client connected: relayed intact.
+    body = os.urandom(1 << 20)
+    req = http_request("frees-up", body)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(10)
+    t1 = time.monotonic()
+    c.connect(listen)
+    timer = threading.Timer(0.3, b.accepting.set)
+    timer.start()
+    sc.closers.append(timer.cancel)
+    try:
+        c.sendall(req)  # blocks until the daemon relays: nobody reads it before
+        data2, end2 = read_to_end(c, 10)
+    except OSError as e:
+        data2, end2 = b"", f"{errno.errorcode.get(e.errno, e)} sending the request"
+    timer.join(1)
+    waited = time.monotonic() - t1
+    c.close()
+    with b.lock:
+        got = req in b.requests
+    expected = answer_for(req)
+    intact = data2 == expected and end2 == "EOF"
+    c_ = d.counters()
+    sc.fig = (f"backend backlog full (listen(0), {len(fillers)} filler(s)): stayed full -> "
+              f"client got {end}{f' with {len(data)} B' if data else ''} after {stayed * 1000:.0f} ms, "
+              f"{len(full_lines)} 'backlog stayed full' line(s) of {len(dial_lines)} dial "
+              f"failure line(s); freed after 300 ms -> 1 MiB request "
+              f"{'received whole' if got else 'NOT received whole'}, reply "
+              f"{describe_end(data2, end2, expected)}{' (sha256 checked)' if intact else ''} after "
+              f"{waited * 1000:.0f} "
+              f"ms; daemon served={c_['served']} failed={c_['failed']}")
+    check(data == b"" and end == "EOF", f"stays full: the client got {end} with {len(data)} B")
+    check(0.8 <= stayed <= 2.0,
+          f"DAEMON FINDING: the client was failed after {stayed * 1000:.0f} ms, not after "
+          f"about 1 s of retrying a backend whose backlog is full")
+    check(len(full_lines) == 1 and len(dial_lines) == 1, f"log: {dial_lines}")
+    check(got and intact, "the client whose backend freed a slot was not relayed intact")
+    check(0.3 <= waited <= 1.5, f"relayed after {waited:.2f} s")
+    check(d.stop() == 0, "exit status")
+    return sc.fig
+
+
+def s_fdsetsize_net(sc):
+    """The FD_SETSIZE safety net, forced (faultinject.so moves descriptors
+    above 1023; the daemon runs with RLIMIT_NOFILE 4096). Three spare
+    backend sockets in a row land above FD_SETSIZE: each is closed and
+    accept backs off, the peer waiting is not taken meanwhile, and then it
+    and every later peer is served. Then one accepted peer lands above: it
+    is ended with EOF, and every later peer is served. No descriptor leaks."""
+    b = sc.backend()
+    sock_high, accept_high = sc.path("socket-high"), sc.path("accept-high")
+    env = faultinject_env(sc, socket_high=sock_high, accept_high=accept_high)
+
+    def nofile():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+
+    d = sc.daemon(daemon_args(sc), env=env, preexec_fn=nofile)
+    listen = sc.path("l.sock")
+
+    def settle():
+        # One lone exchange: the daemon then holds its spare backend socket.
+        check(soak(listen, conns=1, concurrency=1, seed=91)["ok"] == 1, "settling exchange")
+        return d.wait_idle()
+
+    settle()
+    fds0 = d.fds()
+    paused0 = len(d.grep("accept paused"))
+    with open(sock_high, "w") as f:
+        f.write("3\n")
+    n = 40
+    r1 = soak(listen, conns=n, concurrency=4, seed=92, max_size=65536, timeout=10, deadline=30,
+              run_timeout=60)
+    spare_faults = fault_count(sc)
+    paused = d.grep("accept paused")[paused0:]
+    left = open(sock_high).read().strip()
+
+    with open(accept_high, "w") as f:
+        f.write("1\n")
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(10)
+    t0 = time.monotonic()
+    c.connect(listen)
+    c.sendall(header(MODE_XCHG, seed=93, req=100, rep=100) + b"x" * 100)
+    data, end = read_to_end(c, 10)
+    ended = time.monotonic() - t0
+    c.close()
+    peer_faults = fault_count(sc) - spare_faults
+    r2 = soak(listen, conns=n, concurrency=4, seed=94, max_size=65536, timeout=10, deadline=30,
+              run_timeout=60)
+    fds1 = "?"
+    if soak(listen, conns=1, concurrency=1, seed=95, timeout=10)["ok"] == 1:
+        d.wait_idle()
+        fds1 = d.fds()
+    bs = b.stats()
+    sc.fig = (f"3 spare backend sockets forced above FD_SETSIZE ({spare_faults} injected, "
+              f"{left or '?'} left): {r1['ok']}/{n} exchanges ok ({r1['failed']} failed, "
+              f"slowest {r1['max_ok_ms']:.0f} ms), {len(paused)} 'accept paused' line(s)"
+              f"{': ' + repr(paused[0][-60:]) if paused else ''}; 1 peer forced above "
+              f"({peer_faults} injected): it got {end} after {ended * 1000:.0f} ms"
+              f"{' with ' + str(len(data)) + ' B' if data else ''}, then {r2['ok']}/{n} ok; "
+              f"daemon fds {fds0}->{fds1}")
+    check(spare_faults >= 1, "the shim moved no socket (RLIMIT_NOFILE?)")
+    check(r1["ok"] == n and r1["corrupt_bytes"] == 0,
+          "DAEMON FINDING: peers were dropped while (or after) the spare backend socket was "
+          f"above FD_SETSIZE: {r1}")
+    check(spare_faults == 3 and left == "0",
+          "the daemon did not make a new spare socket after each one above FD_SETSIZE")
+    check(paused and "Too many open files" in paused[0], "no 'accept paused' line")
+    check(peer_faults == 1, "the shim did not move the accepted peer")
+    check(data == b"" and end == "EOF", f"the peer above FD_SETSIZE got {end} with {len(data)} B")
+    check(r2["ok"] == n and r2["corrupt_bytes"] == 0, f"after the peer above: {r2}")
+    check(bs["corrupt_bytes"] == 0 and bs["errors"] == 0, f"backend {bs}")
+    check(fds1 == fds0, f"descriptors {fds0} -> {fds1}")
+    check(d.stop() == 0, "exit status")
     return sc.fig
 
 
@@ -1111,8 +1550,14 @@ def bad_input_cases(sc):
         ("LISTEN_PID garbage", [], {"LISTEN_FDS": "1", "LISTEN_PID": "12x"}, None, "error",
          "socket activation"),
         ("LISTEN_FDS fine, LISTEN_FDNAMES garbage", [],
-         {"LISTEN_FDS": "1", "LISTEN_PID": "self", "LISTEN_FDNAMES": ":::\x01"}, "listener",
+         {"LISTEN_FDS": "1", "LISTEN_PID": "self", "LISTEN_FDNAMES": "\x01 x/y"}, "listener",
          "serves", None),
+        # Four names for one socket: libsystemd's sd_listen_fds_with_names()
+        # calls that invalid (EINVAL); refusing to start with one clear line
+        # is as good as ignoring the names.
+        ("LISTEN_FDS fine, LISTEN_FDNAMES naming 4", [],
+         {"LISTEN_FDS": "1", "LISTEN_PID": "self", "LISTEN_FDNAMES": ":::\x01"}, "listener",
+         "error-or-serves", None),
         ("NOTIFY_SOCKET abstract, nobody there", [], {"NOTIFY_SOCKET": "@rdd-nowhere-%d" % os.getpid()},
          None, "serves", "cannot notify systemd"),
         ("NOTIFY_SOCKET relative path", [], {"NOTIFY_SOCKET": "relative/sock"}, None, "serves",
@@ -1398,6 +1843,10 @@ SCENARIOS = [
     ("backend-faults", s_backend_faults),
     ("shutdown-under-load", s_shutdown),
     ("shutdown-backlog", s_shutdown_backlog),
+    ("accept-eperm", s_accept_eperm),
+    ("live-socket-theft", s_live_socket_theft),
+    ("backend-eagain", s_backend_eagain),
+    ("fdsetsize-net", s_fdsetsize_net),
     ("signal-storm", s_signal_storm),
     ("bad-input", None),
     ("valgrind-soak", s_valgrind_soak),
