@@ -83,6 +83,9 @@ for tool in rpmbuild rpm rpm2cpio cpio rpmlint rpmspec mmdebstrap systemd-analyz
 done
 kconfig=$(dpkg -L kiwi 2>/dev/null | grep -m1 '/kiwi/config/functions\.sh$')
 [ -n "$kconfig" ] && [ -f "$kconfig" ] || missing="$missing kiwi(functions.sh)"
+changelog2spec=/usr/lib/obs-build/changelog2spec
+[ -x "$changelog2spec" ] && perl -MDate::Parse -e 1 2>/dev/null ||
+	missing="$missing obs-build(changelog2spec) libtimedate-perl"
 if [ "$(id -u)" != 0 ]; then
 	fail "prerequisites" "must run as root (chroot, mount namespaces)"
 	finish
@@ -150,8 +153,13 @@ else
 fi
 check "%check ran the unit tests during the build" \
 	grep -qE '^unit: [1-9][0-9]* passed, 0 failed$' "$work/build-0.log"
+# Release 2 is built as a newer compiler might build it: with a warning
+# that fires (-Wpadded) added to the distribution's flags.
+optflags=$(rpm --eval '%{optflags}')
 for r in 1 2; do
-	if paths=$(build_release "$r" --nocheck); then
+	args=(--nocheck)
+	[ "$r" = 2 ] && args+=(--define "optflags $optflags -Wpadded")
+	if paths=$(build_release "$r" "${args[@]}"); then
 		read -r _ "rpms[$r]" <<<"$paths"
 		pass "rpmbuild makes release $r for the upgrade tests"
 	else
@@ -159,6 +167,19 @@ for r in 1 2; do
 			"$(tail -n 5 "$work/build-$r.log" | tr '\n' ' ')"
 	fi
 done
+
+# -Werror: on for make and CI, off in the package's build.
+werror_off_in_rpm() {
+	local compiles
+	compiles=$(grep -E '^(cc|gcc|clang) .* -c -o ' "$work/build-0.log")
+	[ -n "$compiles" ] || { echo "no compile lines in the build log"; return 1; }
+	if grep -e '-Werror' <<<"$compiles"; then echo "the package build compiles with -Werror"; return 1; fi
+	make -n -B BUILD="$work/werror-probe" "$work/werror-probe/obj/main.o" | grep -e ' -Werror ' ||
+		{ echo "make does not use -Werror"; return 1; }
+}
+check "-Werror: make compiles with it, the package build without (WERROR=)" werror_off_in_rpm
+check "a warning a newer compiler adds does not fail the package build (release 2: -Wpadded warns)" \
+	bash -c '[ -n "$1" ] && grep -q "warning: .*\[-Wpadded\]" "$2"' _ "${rpms[2]:-}" "$work/build-2.log"
 
 # --- what the RPM says about itself ---------------------------------------
 check "RPM is rdd-guest $version-0.$arch" \
@@ -227,6 +248,33 @@ srpm_source_is_dist() {
 		cmp "$work/srpm/rdd-guest-$version.tar.gz" "$dist"
 }
 check "make rpm builds on make dist: the SRPM's tarball is byte for byte make dist's" srpm_source_is_dist
+
+# OBS: rdd-guest.changes beside the spec, %changelog empty, the macros
+# package required where it exists.
+changes_format() {
+	local n
+	"$changelog2spec" --test rdd-guest.changes >/dev/null || return 1
+	n=$(grep -c '^-------------------------------------------------------------------$' rdd-guest.changes)
+	[ "$n" -ge 1 ] && [ "$n" = "$(grep -cE '^[A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-3][0-9] [0-2][0-9]:[0-5][0-9]:[0-6][0-9] UTC [0-9]{4} - [^<>]* <[^<>@ ]+@[^<>@ ]+>$' rdd-guest.changes)" ] ||
+		{ echo "not every entry is a line of 67 dashes, then 'Www Mmm DD HH:MM:SS UTC YYYY - Name <email>'"; return 1; }
+	head -n 1 rdd-guest.changes | grep -qx -- '-\{67\}' || { echo "the first line is not the dashes"; return 1; }
+}
+check "rdd-guest.changes is in openSUSE's format (and obs-build's changelog2spec --test reads it)" changes_format
+check "rdd-guest.spec ends with an empty %changelog, for OBS to fill" \
+	bash -c '[ "$(tail -n 1 rdd-guest.spec)" = "%changelog" ]'
+changelog_is_changes() {
+	diff <("$changelog2spec" rdd-guest.changes | sed '/^$/d') \
+		<(rpm -qp --changelog "$rpm0" | sed '/^$/d')
+}
+check "the RPM's changelog is rdd-guest.changes, converted as OBS converts it" changelog_is_changes
+macros_on_suse() {
+	local suse other
+	suse=$(rpmspec -q --buildrequires --define 'suse_version 1600' rdd-guest.spec) &&
+		other=$(rpmspec -q --buildrequires rdd-guest.spec) || return 1
+	echo "openSUSE: $suse" | tr '\n' ' '; echo
+	grep -qx systemd-rpm-macros <<<"$suse" && ! grep -qx systemd-rpm-macros <<<"$other"
+}
+check "BuildRequires: systemd-rpm-macros on openSUSE, not where it does not exist (Debian's rpmbuild)" macros_on_suse
 
 # The spec's Version and the VERSION file must agree, or the build stops.
 mismatch() {
