@@ -218,6 +218,25 @@ check "packaged preset enables rdd-guest.service" \
 check "packaged binary prints its version: rdd-guest $version" \
 	test "$(timeout 10 "$payload/usr/sbin/rdd-guest" --version)" = "rdd-guest $version"
 
+# LimitNOFILE=: the packaged daemon under the packaged unit's limit, with
+# as many bulk connections as the unit's --max-connections, all splicing
+# at once (nofile_check.py says what it measures). Then the same with one
+# descriptor short of 1024 + 4 per connection, which must show.
+check "LimitNOFILE= holds --max-connections splicing connections: 4 pipe ends each above FD_SETSIZE, copy=splice each" \
+	timeout 300 python3 "$here/nofile_check.py" "$payload/usr/sbin/rdd-guest" \
+	"$payload/usr/lib/systemd/system/rdd-guest.service"
+one_short() {
+	local m
+	m=$(sed -n 's/^ExecStart=.*--max-connections[= ]\([0-9]*\).*/\1/p' systemd/rdd-guest.service)
+	[ -n "$m" ] || return 1
+	if timeout 300 python3 "$here/nofile_check.py" "$payload/usr/sbin/rdd-guest" \
+		systemd/rdd-guest.service --nofile $((1024 + 4 * m - 1)); then
+		echo "no shortfall seen"
+		return 1
+	fi
+}
+check "...and the measurement sees a limit one descriptor short of 1024 + 4 x max-connections" one_short
+
 scripts=$(rpm -qp --scripts "$rpm0")
 scriptlet() { # NAME: the body of one scriptlet
 	awk -v want="$1 scriptlet" 'index($0, want) == 1 { on = 1; next }
