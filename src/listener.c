@@ -53,20 +53,16 @@ static void describe_address(struct listener *listener)
 /* systemd passed us the socket: use it whatever its family or address. */
 static int listener_inherit(struct listener *listener)
 {
-	char **names = NULL;
-	int n = sd_listen_fds_with_names(1, &names);
+	const char *names = getenv("LISTEN_FDNAMES");
 	int fd = SD_LISTEN_FDS_START;
-	int flags;
+	int n, flags;
 
 	/* The name says where it came from ("listener": our own, back from
-	 * the descriptor store) for the start-up line only: either way it
-	 * lives on after us. */
-	if (n == 1 && names && names[0] && strcmp(names[0], "listener") == 0)
-		listener->stored = true;
-	for (int i = 0; names && names[i]; i++)
-		free(names[i]);
-	free(names);
-
+	 * systemd's descriptor store) for the start-up line only: either way
+	 * it lives on after us. Read before sd_listen_fds() unsets it; a name
+	 * list that does not match the count is not worth refusing to serve. */
+	listener->stored = names && strcmp(names, "listener") == 0;
+	n = sd_listen_fds(1);
 	if (n < 0) {
 		log_at(LOG_LEVEL_ERR, "socket activation: invalid LISTEN_FDS/LISTEN_PID: %s",
 		       strerror(-n));

@@ -119,8 +119,9 @@ static void format_status(const void *ctx, char *buf, size_t size)
 
 /* Stop watching the listener for a while: see backoff.h. Every accept
  * failure but "that peer is gone" lands here: retrying at once after EPERM
- * or EINVAL would spin as surely as after EMFILE. */
-static void accept_back_off(struct server *s, int err, uint64_t now)
+ * or EINVAL would spin as surely as after EMFILE. `why` is strerror(err)
+ * unless the caller knows better. */
+static void accept_back_off(struct server *s, int err, const char *why, uint64_t now)
 {
 	unsigned delay = backoff_next(&s->backoff);
 
@@ -128,8 +129,10 @@ static void accept_back_off(struct server *s, int err, uint64_t now)
 	s->accept_resume_ms = now + delay;
 	log_limited(&s->accept_log[accept_error_kind(err)],
 		    accept_error_kind(err) == ACCEPT_OTHER ? LOG_LEVEL_ERR : LOG_LEVEL_WARNING,
-		    "accept paused for %u ms: %s", delay, strerror(err));
+		    "accept paused for %u ms: %s", delay, why ? why : strerror(err));
 }
+
+#define BEYOND_SELECT "a socket got a number select() cannot watch (FD_SETSIZE)"
 
 static void log_closed(const struct connection *conn, uint64_t now)
 {
@@ -302,9 +305,11 @@ static int accept_peers(struct server *s, uint64_t now, uint64_t limit)
 {
 	/* The uid decides only with --allow-uid; debug lines name it too. */
 	bool want_credentials = s->cfg->policy.n_uids > 0 || log_enabled(LOG_LEVEL_DEBUG);
-	int served = 0, refused = 0;
+	int served = 0, refused = 0, vanished = 0;
 
-	while (served < ACCEPTS_PER_ROUND && refused < REFUSALS_PER_ROUND &&
+	/* Vanished peers (ECONNABORTED, EINTR) count too: an accept that fails
+	 * so every time must not hold the loop away from select(). */
+	while (served + vanished < ACCEPTS_PER_ROUND && refused < REFUSALS_PER_ROUND &&
 	       s->counters.active < limit) {
 		struct peer peer;
 		int fd;
@@ -316,10 +321,11 @@ static int accept_peers(struct server *s, uint64_t now, uint64_t limit)
 			 * descriptors), select() could not watch it. */
 			if (fd >= FD_SETSIZE) {
 				close(fd);
-				fd = -EMFILE;
+				accept_back_off(s, EMFILE, BEYOND_SELECT, now);
+				break;
 			}
 			if (fd < 0) {
-				accept_back_off(s, -fd, now);
+				accept_back_off(s, -fd, NULL, now);
 				break;
 			}
 			s->spare_backend_fd = fd;
@@ -328,9 +334,11 @@ static int accept_peers(struct server *s, uint64_t now, uint64_t limit)
 		if (fd < 0) {
 			if (fd == -EAGAIN || fd == -EWOULDBLOCK)
 				break;
-			if (fd == -ECONNABORTED || fd == -EINTR)
+			if (fd == -ECONNABORTED || fd == -EINTR) {
+				vanished++;
 				continue; /* that peer is gone; the next may be fine */
-			accept_back_off(s, -fd, now);
+			}
+			accept_back_off(s, -fd, NULL, now);
 			break;
 		}
 		backoff_reset(&s->backoff);
@@ -338,7 +346,7 @@ static int accept_peers(struct server *s, uint64_t now, uint64_t limit)
 			/* That peer cannot be watched: it sees the connection
 			 * closed, and the listener rests until descriptors free up. */
 			close_with_eof(fd);
-			accept_back_off(s, EMFILE, now);
+			accept_back_off(s, EMFILE, BEYOND_SELECT, now);
 			break;
 		}
 		if (serve_peer(s, fd, &peer, now))
@@ -553,7 +561,7 @@ int server_run(const struct config *cfg)
 		s.listener.stored = notify_store_listener(s.listener.fd);
 	log_at(LOG_LEVEL_INFO, "listening on %s%s, relaying to %s (max %u connections, copy=%s)",
 	       s.listener.description,
-	       s.listener.inherited ? (s.listener.stored ? " (from systemd's descriptor store)"
+	       s.listener.inherited ? (s.listener.stored ? " (passed in, named \"listener\": ours, kept across a restart)"
 							 : " (passed in)")
 				    : (s.listener.stored ? " (kept in systemd's descriptor store)" : ""),
 	       cfg->backend_path, cfg->max_connections, cfg->use_splice ? "splice" : "rw");
