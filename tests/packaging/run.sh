@@ -797,4 +797,107 @@ fi
 stop_boot
 rm -rf "$dropin"
 
+# --- the upstream patch series (contrib/rancher-desktop-opensuse) ---------
+# git am onto a git repository made from the snapshot of upstream 67d8db0
+# (RDD_UPSTREAM_SNAPSHOT, default ../shared/upstream/rancher-desktop-opensuse
+# beside this tree; skipped when there is none). Then what Docker and KIWI
+# would run, as far as this machine can: the Leap stage's rpmbuild command
+# on make dist's tarball, and the patched config.sh's rdd-guest part in the
+# chroot for lima and wsl.
+snapshot=${RDD_UPSTREAM_SNAPSHOT:-$tree/../shared/upstream/rancher-desktop-opensuse}
+series=$tree/contrib/rancher-desktop-opensuse
+upstream=$work/upstream
+git_test() { git -C "$upstream" -c user.name=rdd-test -c user.email=rdd-test@example.invalid "$@"; }
+series_applies() {
+	cp -r "$snapshot" "$upstream" && chmod -R u+w "$upstream" || return 1
+	git_test init -q && git_test add -A -f && git_test commit -q -m "upstream 67d8db0 (snapshot)" || return 1
+	git_test am -q "$series"/*.patch || return 1
+	git_test log --format='%h %s' | head -n 4
+	[ -z "$(git_test status --porcelain)" ]
+}
+go_bridge_gone() {
+	local base changed
+	cd "$upstream" || return 1
+	base=$(git_test rev-list --max-parents=0 HEAD)
+	changed=$(git_test diff --name-status "$base" HEAD | tr '\t' ' ')
+	echo "$changed"
+	[ "$changed" = "$(printf '%s\n' 'M .github/workflows/lint.yaml' 'M Dockerfile' 'M Makefile' \
+		'M config.sh' 'M root/build/versions.env' 'D root/usr/local/lib/systemd/system/rdd-guest.service' \
+		'D src/rdd-guest/Makefile' 'D src/rdd-guest/go.mod' 'D src/rdd-guest/go.sum' 'D src/rdd-guest/main.go')" ] ||
+		{ echo "the series changes other files than these"; return 1; }
+	[ ! -e src/rdd-guest ] && [ ! -e root/usr/local/lib/systemd/system/rdd-guest.service ] || return 1
+	if grep -n -e '^WORKDIR /rd/rdd-guest$' -e '/go/bin/rdd-guest' Dockerfile ||
+		grep -n 'systemctl enable rdd-guest' config.sh ||
+		grep -rn 'rdd-guest' .github .golangci.yml .gitignore .dockerignore Makefile.docker; then
+		echo "the Go bridge is still there"
+		return 1
+	fi
+	# The five other Go binaries, and the COPY that ships them, stay.
+	[ "$(grep -c 'go build' Dockerfile)" = 5 ] &&
+		grep -qxF 'COPY --from=gobuild /go/bin/* /description/root/usr/local/bin/' Dockerfile
+}
+pinned() {
+	local RDD_GUEST_VERSION='' RDD_GUEST_SUM='' RDD_GUEST_REPO='' now
+	# shellcheck source=/dev/null
+	. "$upstream/root/build/versions.env" || return 1
+	echo "RDD_GUEST_REPO=$RDD_GUEST_REPO RDD_GUEST_VERSION=$RDD_GUEST_VERSION RDD_GUEST_SUM=$RDD_GUEST_SUM"
+	now=$(sha256sum <"$dist" | cut -d' ' -f1)
+	[ "$RDD_GUEST_SUM" = "$now" ] ||
+		echo "note: this tree's make dist gives $now; refresh the pin when releasing (doc/adopting-in-kiwi.md)"
+	[ "$RDD_GUEST_VERSION" = "v$version" ] && [ -n "$RDD_GUEST_REPO" ] &&
+		[[ $RDD_GUEST_SUM =~ ^[0-9a-f]{64}$ ]]
+}
+# The Leap stage's build command, run here: /rd and /out under $work,
+# versions.env pinned to make dist's tarball of this tree; --nodeps and
+# bash for brp-compress, as build-rpm.sh does on Debian.
+leap=$work/leap-stage
+leap_stage() {
+	local cmd
+	cmd=$(python3 "$here/upstream_series.py" stage "$upstream") || return 1
+	echo "$cmd"
+	mkdir -p "$leap/rd" && cp "$dist" "$leap/rd/" &&
+		sed "s/^RDD_GUEST_SUM=.*/RDD_GUEST_SUM=$(sha256sum <"$dist" | cut -d' ' -f1)/" \
+			"$upstream/root/build/versions.env" >"$leap/rd/versions.env" || return 1
+	cmd=$(sed -e "s|\([ '\"]\)/rd/|\1$leap/rd/|g" -e "s|\([ '\"]\)/out\b|\1$leap/out|g" \
+		-e 's|rpmbuild -tb|rpmbuild -tb --nodeps --define "__brp_compress /bin/bash %{_rpmconfigdir}/brp-compress %{?_prefix}"|' <<<" $cmd")
+	(cd "$leap" && timeout 900 sh -c "$cmd") || return 1
+	ls -l "$leap/out"
+	[ -f "$leap/out/rdd-guest-$version-0.$arch.rpm" ] && cmp "$leap/out/rdd-guest.sh" config.sh.d/rdd-guest.sh
+}
+upstream_config() { # PROFILE: the patched config.sh's rdd-guest part, as KIWI runs config.sh
+	printf "kiwi_profiles='%s'\n" "$1" >"$root/.profile"
+	kiwi_profiles=$1 in_root bash /image/upstream-config.sh
+}
+# What the builder stage's COPY --from=rdd-guest and KIWI's overlay leave.
+stage_upstream() {
+	rm -rf "$root/build" && mkdir -p "$root/build/rdd-guest" &&
+		cp "$leap/out/"* "$root/build/rdd-guest/" &&
+		cp "$upstream/root/build/versions.env" "$root/build/"
+}
+upstream_lima() {
+	stage_upstream && upstream_config lima || return 1
+	nothing_installed || return 1
+	[ ! -e "$root/build" ] || { echo "/build ships"; return 1; }
+}
+upstream_wsl() {
+	stage_upstream && upstream_config wsl || return 1
+	[ "$(installed)" = "rdd-guest-$version-0" ] && [ "$(is_enabled)" = enabled ] || return 1
+	[ ! -e "$root/build" ] || { echo "/build ships"; return 1; }
+	zypp_unchanged
+}
+if [ ! -f "$snapshot/config.kiwi" ]; then
+	echo "SKIP the upstream patch series: no snapshot of rancher-desktop-opensuse at $snapshot (set RDD_UPSTREAM_SNAPSHOT)"
+elif check "the series (contrib/rancher-desktop-opensuse) applies with git am to a git repository of upstream 67d8db0" series_applies; then
+	check "...and leaves nothing of the Go bridge: module, Dockerfile lines, overlay unit, enable line, lint step" go_bridge_gone
+	check "...and pins rdd-guest v$version by repository and sha256 in versions.env" pinned
+	check "...and its Leap stage's command builds the RPM from make dist's tarball and takes the snippet from it" leap_stage
+	python3 "$here/upstream_series.py" config "$upstream" >"$root/image/upstream-config.sh" 2>"$work/upstream-config.err"
+	check "...and its config.sh installs rdd-guest in the wsl branch, before /build/ is removed" \
+		bash -c '[ -s "$1" ] || { cat "$2"; exit 1; }; cat "$1"' _ "$root/image/upstream-config.sh" "$work/upstream-config.err"
+	# A clean image root: no rdd-guest from the tests above.
+	in_root rpm -e rdd-guest >/dev/null 2>&1
+	check "patched config.sh, kiwi_profiles=lima: nothing installed, /build/ removed" upstream_lima
+	check "patched config.sh, kiwi_profiles=wsl: installed and enabled, /build/ removed, /etc/zypp and /var/cache/zypp untouched" upstream_wsl
+fi
+
 finish
