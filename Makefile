@@ -40,7 +40,7 @@ MAIN_OBJ := $(BUILD)/obj/main.o
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all check check-unit check-integration check-sanitize check-valgrind \
-	check-packaging check-vm check-docker check-stress check-stress-sanitize bench rpm \
+	check-packaging check-kiwi check-vm check-docker check-stress check-stress-sanitize bench rpm \
 	dist manifest install uninstall clean
 
 all: $(BUILD)/rdd-guest
@@ -58,7 +58,7 @@ $(BUILD)/obj $(BUILD)/tests:
 	mkdir -p $@
 
 # Every suite; each prints "N passed, N failed" as its last line.
-check: check-unit check-integration check-packaging check-vm check-docker
+check: check-unit check-integration check-packaging check-kiwi check-vm check-docker
 
 check-unit: $(UNIT_TESTS)
 	@tests/unit/run $(UNIT_TESTS)
@@ -114,6 +114,11 @@ manifest:
 # Source and binary RPMs under build/rpm, built from the dist tarball.
 rpm:
 	tests/packaging/build-rpm.sh
+
+# A real kiwi-ng system prepare (Debian's kiwi) of a description shaped like
+# the image's, for the lima and wsl profiles.
+check-kiwi:
+	tests/kiwi/run.sh
 
 # Not part of check: figures, not pass/fail.
 bench: $(BUILD)/rdd-guest

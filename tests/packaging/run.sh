@@ -97,7 +97,9 @@ fi
 pass "prerequisites"
 
 check "shellcheck: the KIWI snippet and the packaging scripts" \
-	shellcheck -S warning config.sh.d/rdd-guest.sh "$here/kiwi-config.sh" "$here/build-rpm.sh" "$here/run.sh"
+	shellcheck -S warning config.sh.d/rdd-guest.sh "$here/kiwi-config.sh" "$here/build-rpm.sh" "$here/run.sh" \
+	"$here/provides-rpm.sh" tools/dist.sh "$tree/tests/kiwi/run.sh" "$tree/tests/kiwi/description/config.sh" \
+	"$tree/tests/kiwi/description/post_bootstrap.sh"
 
 # --- the release tarball (make dist) ---------------------------------------
 manifest_is_git() {
@@ -382,12 +384,7 @@ in_root() {
 # - rancher-desktop.target, in the image's overlay unit directory;
 # - the rpm database where openSUSE's zypper looks (Debian's rpm defaults
 #   to ~/.rpmdb);
-# - an rpm database that knows glibc and libsystemd. Here a package built
-#   for this test declares what the chroot's own libc.so.6 and
-#   libsystemd.so.0 provide, computed by rpm's own ELF dependency generator
-#   from those files, plus /bin/sh and rtld(GNU_HASH) which the chroot has.
-#   So rdd-guest's requirements are checked, not skipped: the snippet runs
-#   zypper without --nodeps.
+# - an rpm database that knows glibc and libsystemd: provides-rpm.sh.
 # fixture_rpm NAME VERSION [SPEC LINE...]: an empty noarch package built for
 # these tests under $work/fixtures; prints its path.
 fixture_rpm() {
@@ -403,7 +400,7 @@ fixture_rpm() {
 	echo "$top/RPMS/noarch/$name-$version-0.noarch.rpm"
 }
 prepare_root() {
-	local libdir provides p fixture lines=()
+	local libdir fixture
 	cp "$kconfig" "$root/.kconfig" || return 1
 	mkdir -p "$root/usr/local/lib/systemd/system" "$root/etc/rpm" "$root/image/config.sh.d" || return 1
 	printf '[Unit]\nDescription=Rancher Desktop services (stand-in for the image'"'"'s target)\n' \
@@ -411,12 +408,7 @@ prepare_root() {
 	echo '%_dbpath /var/lib/rpm' >"$root/etc/rpm/macros.dbpath"
 	libdir=$root/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo "$arch-linux-gnu")
 	[ -d "$libdir" ] || libdir=$root/lib/$arch-linux-gnu
-	provides=$(printf '%s\n' "$(readlink -f "$libdir/libc.so.6")" "$(readlink -f "$libdir/libsystemd.so.0")" |
-		/usr/lib/rpm/elfdeps --provides | sort -u)
-	grep -q 'libsystemd.so.0()' <<<"$provides" || { echo "no libsystemd provides found in $libdir"; return 1; }
-	for p in $provides; do lines+=("Provides: $p"); done
-	fixture=$(fixture_rpm debian-chroot-provides 1 'Provides: /bin/sh' 'Provides: rtld(GNU_HASH)' \
-		"${lines[@]}") || return 1
+	fixture=$("$here/provides-rpm.sh" "$libdir" "$work/provides") || return 1
 	cp "$fixture" "$root/tmp/" || return 1
 	in_root rpm -i "/tmp/$(basename "$fixture")" || return 1
 	cp "$here/kiwi-config.sh" "$root/image/config.sh" &&
