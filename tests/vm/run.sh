@@ -3,7 +3,7 @@
 #
 # usage: tests/vm/run.sh [PATH-TO-rdd-guest]     (default build/rdd-guest)
 #
-# Boots Debian's kernel under qemu (TCG) with an initramfs made here:
+# Boots Debian's kernel under qemu (KVM or TCG) with an initramfs made here:
 # busybox-static, the vsock loopback modules, the daemon with the shared
 # libraries it needs, vmtool (tests/vm/vmtool.c, built static) and
 # tests/vm/guest-init.sh as /init. Inside the guest a connection to CID 1
@@ -16,7 +16,10 @@
 #   RDD_VM_TIMEOUT     seconds for the whole guest run (default 600)
 #   RDD_VM_KERNEL      kernel image (default: newest /boot/vmlinuz-*)
 #   RDD_VM_THROUGHPUT_SIZE  bytes for scenario 5 (default 256M)
-#   RDD_VM_ACCEL       qemu accelerator (default: tcg; kvm first if /dev/kvm is usable)
+#   RDD_VM_ACCEL       qemu accelerator: kvm or tcg forces one, no fallback. Default:
+#                      kvm if /dev/kvm is read-write and the guest prints within
+#                      RDD_VM_KVM_PROBE s, else tcg (one "vm: ... falling back" line)
+#   RDD_VM_KVM_PROBE   seconds a KVM guest gets to print its first byte (default 5)
 #   RDD_VM_BUSYBOX     static busybox to use (default /bin/busybox)
 #   RDD_VM_KEEP        keep the work directory (console log, initramfs)
 set -u
@@ -110,26 +113,115 @@ printf 'root:x:0:\nnogroup:x:65534:\n' >"$R/etc/group"
 
 # --- boot ---------------------------------------------------------------
 CONSOLE=$WORK/console.log
-# TCG works everywhere and is what CI machines have. With a usable /dev/kvm,
-# qemu tries KVM and falls back to TCG by itself if KVM cannot start.
-if [ -n "${RDD_VM_ACCEL:-}" ]; then
-	accel_args=(-accel "$RDD_VM_ACCEL")
-elif [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
-	accel_args=(-accel kvm -accel tcg)
-else
-	accel_args=(-accel tcg)
-fi
-echo "booting $KERNEL (${accel_args[*]}) with scenarios: $SCENARIOS"
+# KVM_PROBE: seconds a KVM guest gets to print its first console byte. With
+# "quiet" the first byte is normally guest-init.sh's GUEST-START line, which
+# a working KVM reaches in a second or two (TCG in a few). Some hosts have a
+# read-write /dev/kvm that cannot run this guest (a PVM-only kvm module, a
+# broken nested setup): qemu starts, spins at 100% CPU and the guest never
+# prints anything. The probe is the real boot: when the guest speaks in
+# time, the same qemu goes on with the scenarios, so a working KVM costs
+# nothing; when it does not, qemu is stopped after KVM_PROBE seconds and the
+# run starts again under TCG.
+KVM_PROBE=${RDD_VM_KVM_PROBE:-5}
+case $KVM_PROBE in '' | *[!0-9]* | 0) die "setup: RDD_VM_KVM_PROBE must be a positive number of seconds" ;; esac
+
+# boot ACCEL [PROBE]: start qemu in the background (bounded by VM_TIMEOUT)
+# with a fresh console log; sets qpid. With PROBE, wait at most PROBE seconds
+# for the first console byte and return 1, qemu stopped, if none came; then
+# why is "exited" (qemu ended by itself: KVM could not start) or "silent".
+qpid=
+why=
+boot() {
+	: >"$CONSOLE"
+	timeout -k 5 "$VM_TIMEOUT" qemu-system-x86_64 \
+		-accel "$1" -m 1024 -smp 2 -nodefaults -no-user-config -display none \
+		-serial "file:$CONSOLE" -no-reboot \
+		-kernel "$KERNEL" -initrd "$WORK/initramfs.cpio" \
+		-append "console=ttyS0 panic=-1 quiet loglevel=4 rdd_scenarios=$SCENARIOS THROUGHPUT_SIZE=$TP_SIZE" \
+		</dev/null >"$WORK/qemu.out" 2>&1 &
+	qpid=$!
+	[ -n "${2:-}" ] || return 0
+	local i=0
+	while [ ! -s "$CONSOLE" ]; do
+		if ! kill -0 "$qpid" 2>/dev/null; then
+			[ -s "$CONSOLE" ] && return 0
+			wait "$qpid"
+			qpid=
+			why=exited
+			return 1
+		fi
+		if [ $i -ge $(($2 * 10)) ]; then
+			stop_qemu
+			why=silent
+			return 1
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 0
+}
+
+# stop_qemu: end the running qemu, if any; bounded by timeout's -k 5
+stop_qemu() {
+	[ -n "$qpid" ] || return 0
+	kill -TERM "$qpid" 2>/dev/null
+	wait "$qpid" 2>/dev/null
+	qpid=
+}
+
+# timeout(1) puts qemu in its own process group, so a ^C or a TERM to this
+# script would not reach it: stop it here, whatever ends the script.
+trap 'stop_qemu; cleanup' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# qemu_error: qemu's own complaint (its first lines, joined), for the messages below
+qemu_error() { grep -v 'warning:' "$WORK/qemu.out" | head -n 3 | paste -sd ' '; }
+
+ACCEL=${RDD_VM_ACCEL:-}
 t0=$(date +%s)
-timeout -k 5 "$VM_TIMEOUT" qemu-system-x86_64 \
-	"${accel_args[@]}" -m 1024 -smp 2 -nodefaults -no-user-config -display none \
-	-serial "file:$CONSOLE" -no-reboot \
-	-kernel "$KERNEL" -initrd "$WORK/initramfs.cpio" \
-	-append "console=ttyS0 panic=-1 quiet loglevel=4 rdd_scenarios=$SCENARIOS THROUGHPUT_SIZE=$TP_SIZE" \
-	</dev/null >"$WORK/qemu.out" 2>&1
+case $ACCEL in
+'')
+	if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+		echo "booting $KERNEL (kvm, probing for ${KVM_PROBE} s; RDD_VM_ACCEL=tcg skips the probe) with scenarios: $SCENARIOS"
+		if boot kvm "$KVM_PROBE"; then
+			ACCEL=kvm
+		else
+			if [ "$why" = exited ]; then
+				echo "vm: KVM present but qemu could not use it ($(qemu_error)); falling back to TCG"
+			else
+				echo "vm: KVM present but the guest printed nothing in $KVM_PROBE s; falling back to TCG"
+			fi
+			ACCEL=tcg
+			t0=$(date +%s)
+			boot tcg
+		fi
+	else
+		ACCEL=tcg
+		echo "booting $KERNEL (tcg: /dev/kvm not usable) with scenarios: $SCENARIOS"
+		boot tcg
+	fi
+	;;
+kvm)
+	# forced: no fallback, and a guest that never speaks fails fast
+	echo "booting $KERNEL (kvm, forced by RDD_VM_ACCEL) with scenarios: $SCENARIOS"
+	if ! boot kvm "$KVM_PROBE"; then
+		[ "$why" = exited ] && die "RDD_VM_ACCEL=kvm: qemu could not use KVM: $(qemu_error)"
+		die "RDD_VM_ACCEL=kvm: the guest printed nothing in $KVM_PROBE s under KVM" \
+			"(KVM present but not running this guest; unset RDD_VM_ACCEL to fall back to TCG," \
+			"or raise RDD_VM_KVM_PROBE)"
+	fi
+	;;
+*)
+	echo "booting $KERNEL ($ACCEL, set by RDD_VM_ACCEL) with scenarios: $SCENARIOS"
+	boot "$ACCEL"
+	;;
+esac
+wait "$qpid"
 qrc=$?
+qpid=
 t1=$(date +%s)
-echo "guest ran $((t1 - t0)) s, qemu exit $qrc"
+echo "guest ran $((t1 - t0)) s under $ACCEL, qemu exit $qrc"
 
 if ! grep -q '^GUEST-DONE' "$CONSOLE" 2>/dev/null; then
 	echo "---- guest console log ----"
