@@ -15,6 +15,16 @@ import sys
 import time
 
 
+def recv_to_eof(s):
+    """Everything the socket delivers until EOF."""
+    got = bytearray()
+    while True:
+        data = s.recv(65536)
+        if not data:
+            return bytes(got)
+        got += data
+
+
 def main():
     where, size = sys.argv[1], int(sys.argv[2])
     hold = sys.argv[4:6] if len(sys.argv) > 3 and sys.argv[3] == "--hold" else None
@@ -41,12 +51,7 @@ def main():
             time.sleep(0.05)
     s.sendall(payload[half:])
     s.shutdown(socket.SHUT_WR)
-    got = bytearray()
-    while True:
-        data = s.recv(65536)
-        if not data:
-            break
-        got += data
+    got = recv_to_eof(s)
     s.close()
     want = hashlib.sha256(payload).hexdigest()
     have = hashlib.sha256(got).hexdigest()
