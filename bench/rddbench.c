@@ -4,6 +4,9 @@
  *   rddbench backend PATH                 Unix listener, one epoll thread
  *   rddbench upload PATH BYTES            client -> backend, prints MB/s
  *   rddbench download PATH BYTES          backend -> client, prints MB/s
+ *   rddbench throttled PATH BYTES MBPS CHUNK
+ *                                         download by a slow reader: at most
+ *                                         CHUNK bytes a read, paced to MBPS
  *   rddbench latency PATH COUNT SIZE      round trips on one connection, p50/p99
  *   rddbench connrate PATH THREADS SECS   connect, 100-byte request/reply, close
  *   rddbench hold PATH N SECS             keep N relayed connections open
@@ -525,6 +528,54 @@ static int run_download(const char *path, uint64_t bytes)
 	return 0;
 }
 
+/* A download whose reader is slower than the relay: reads of at most chunk
+ * bytes, and a sleep whenever it is ahead of rate_mbps (10^6 bytes/s). The
+ * relay's writes towards it then stop short, which is the throttled path of
+ * a download to a slow hv_sock peer. */
+static int run_throttled(const char *path, uint64_t bytes, double rate_mbps, uint64_t chunk)
+{
+	static unsigned char buf[BUF_SIZE];
+	if (chunk == 0 || chunk > sizeof buf || rate_mbps <= 0)
+		die("throttled: chunk must be in 1..%zu and the rate > 0", sizeof buf);
+	uint64_t t0 = now_ns();
+	int fd = connect_unix(path);
+	if (fd < 0)
+		die("connect %s: %s", path, strerror(-fd));
+	unsigned char header[9] = { 'R' };
+	memcpy(header + 1, &bytes, 8);
+	int r = write_all(fd, header, sizeof header);
+	if (r < 0)
+		die("throttled header: %s", strerror(-r));
+	uint64_t got = 0, sleeps = 0;
+	while (got < bytes) {
+		uint64_t left = bytes - got;
+		ssize_t n = read(fd, buf, left < chunk ? (size_t)left : (size_t)chunk);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die("throttled read after %" PRIu64 " bytes: %s", got, strerror(errno));
+		if (n == 0)
+			break;
+		got += (uint64_t)n;
+		uint64_t due = t0 + (uint64_t)((double)got * 1000.0 / rate_mbps);
+		uint64_t now = now_ns();
+		if (due > now) {
+			struct timespec ts = { .tv_sec = (time_t)((due - now) / 1000000000u),
+			                       .tv_nsec = (long)((due - now) % 1000000000u) };
+			nanosleep(&ts, NULL);
+			sleeps++;
+		}
+	}
+	uint64_t t1 = now_ns();
+	close(fd);
+	if (got != bytes)
+		die("throttled: received %" PRIu64 " bytes, expected %" PRIu64, got, bytes);
+	double s = (double)(t1 - t0) / 1e9;
+	printf("mbps=%.1f bytes=%" PRIu64 " seconds=%.4f sleeps=%" PRIu64 "\n",
+	       (double)bytes / 1e6 / s, bytes, s, sleeps);
+	return 0;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -697,16 +748,74 @@ static int run_hold(const char *path, uint64_t n, uint64_t seconds)
 	return 0;
 }
 
+/* pipe_inode PATH: the inode of the pipe a /proc/PID/fd/N link names, or 0 */
+static unsigned long pipe_inode(const char *link)
+{
+	char target[128];
+	ssize_t len = readlink(link, target, sizeof target - 1);
+	unsigned long ino;
+	if (len <= 0)
+		return 0;
+	target[len] = 0;
+	return sscanf(target, "pipe:[%lu]", &ino) == 1 ? ino : 0;
+}
+
+/* Adds to busy[] the pipes that a thread of process pid is blocked in
+ * splice(2) on (from /proc/PID/task/TID/syscall: number, then the
+ * arguments in hex). A blocking splice holds its pipe's mutex while it waits
+ * for the socket, and opening that pipe would wait for the mutex, in an
+ * uninterruptible sleep, until data comes: bench/floor.c's threads do that
+ * on every idle connection. */
+#define SYS_SPLICE_X86_64 275
+static void blocked_in_splice(const char *pid, unsigned long *busy, size_t *n_busy, size_t max)
+{
+	char dir[64];
+	snprintf(dir, sizeof dir, "/proc/%s/task", pid);
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char path[PATH_MAX], line[512];
+		snprintf(path, sizeof path, "%s/%s/syscall", dir, de->d_name);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		long nr;
+		unsigned long long in, off, out;
+		if (fgets(line, sizeof line, f) &&
+		    sscanf(line, "%ld %llx %llx %llx", &nr, &in, &off, &out) == 4 &&
+		    nr == SYS_SPLICE_X86_64) {
+			unsigned long long fds[2] = { in, out };
+			for (int i = 0; i < 2; i++) {
+				char link[64];
+				snprintf(link, sizeof link, "/proc/%s/fd/%llu", pid, fds[i]);
+				unsigned long ino = pipe_inode(link);
+				if (ino && *n_busy < max)
+					busy[(*n_busy)++] = ino;
+			}
+		}
+		fclose(f);
+	}
+	closedir(d);
+}
+
 /* Counts the distinct pipes the processes hold, their capacity and the bytes
  * queued in them. A pipe is reopened through /proc/PID/fd (which opens the
- * same pipe), so F_GETPIPE_SZ and FIONREAD work from outside the process. */
+ * same pipe), so F_GETPIPE_SZ and FIONREAD work from outside the process;
+ * a pipe that a thread is blocked in splice(2) on is counted, not opened
+ * ("locked"; its capacity is not known, and it is empty in bench/floor.c's
+ * design: each thread drains its pipe before it reads again). */
 static int run_pipes(int argc, char **argv)
 {
-	unsigned long inodes[8192];
-	size_t n_inodes = 0;
+	static unsigned long inodes[8192], busy[8192];
+	size_t n_inodes = 0, n_busy = 0, locked = 0;
 	uint64_t capacity = 0, queued = 0;
 	for (int a = 0; a < argc; a++) {
 		char dir[64];
+		blocked_in_splice(argv[a], busy, &n_busy, sizeof busy / sizeof busy[0]);
 		snprintf(dir, sizeof dir, "/proc/%s/fd", argv[a]);
 		DIR *d = opendir(dir);
 		if (!d)
@@ -715,14 +824,10 @@ static int run_pipes(int argc, char **argv)
 		while ((de = readdir(d))) {
 			if (de->d_name[0] == '.')
 				continue;
-			char link[PATH_MAX], target[128];
+			char link[PATH_MAX];
 			snprintf(link, sizeof link, "%s/%s", dir, de->d_name);
-			ssize_t len = readlink(link, target, sizeof target - 1);
-			if (len <= 0)
-				continue;
-			target[len] = 0;
-			unsigned long ino;
-			if (sscanf(target, "pipe:[%lu]", &ino) != 1)
+			unsigned long ino = pipe_inode(link);
+			if (!ino)
 				continue;
 			size_t i;
 			for (i = 0; i < n_inodes && inodes[i] != ino; i++)
@@ -730,6 +835,12 @@ static int run_pipes(int argc, char **argv)
 			if (i < n_inodes || n_inodes == sizeof inodes / sizeof inodes[0])
 				continue;
 			inodes[n_inodes++] = ino;
+			for (i = 0; i < n_busy && busy[i] != ino; i++)
+				;
+			if (i < n_busy) {
+				locked++;
+				continue;
+			}
 			int fd = open(link, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 			if (fd < 0)
 				continue;
@@ -743,7 +854,8 @@ static int run_pipes(int argc, char **argv)
 		}
 		closedir(d);
 	}
-	printf("pipes=%zu capacity=%" PRIu64 " queued=%" PRIu64 "\n", n_inodes, capacity, queued);
+	printf("pipes=%zu capacity=%" PRIu64 " queued=%" PRIu64 " locked=%zu\n", n_inodes, capacity,
+	       queued, locked);
 	return 0;
 }
 
@@ -751,6 +863,7 @@ static void usage(void)
 {
 	fputs("usage: rddbench backend PATH\n"
 	      "       rddbench upload|download PATH BYTES\n"
+	      "       rddbench throttled PATH BYTES MBPS CHUNK\n"
 	      "       rddbench latency PATH COUNT SIZE\n"
 	      "       rddbench connrate PATH THREADS SECONDS\n"
 	      "       rddbench hold PATH N SECONDS\n"
@@ -774,6 +887,14 @@ int main(int argc, char **argv)
 		return run_upload(path, parse_u64(argv[3], "byte count"));
 	if (!strcmp(mode, "download") && argc == 4)
 		return run_download(path, parse_u64(argv[3], "byte count"));
+	if (!strcmp(mode, "throttled") && argc == 6) {
+		char *end;
+		double rate = strtod(argv[4], &end);
+		if (*end || rate <= 0)
+			die("bad rate: %s", argv[4]);
+		return run_throttled(path, parse_u64(argv[3], "byte count"), rate,
+		                     parse_u64(argv[5], "chunk"));
+	}
 	if (!strcmp(mode, "latency") && argc == 5)
 		return run_latency(path, parse_u64(argv[3], "count"), parse_u64(argv[4], "size"));
 	if (!strcmp(mode, "connrate") && argc == 5) {
