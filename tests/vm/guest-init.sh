@@ -4,7 +4,7 @@
 #
 # Loads the vsock loopback transport, runs the scenarios named on the kernel
 # command line (rdd_scenarios=a,b,...) and prints facts, never verdicts:
-#   RESULT <name> role=client|backend|backend-summary|daemon key=value ...
+#   RESULT <name> role=client|backend|backend-summary|daemon|keeper|guest key=value ...
 #   DLOG <name> <one line of the daemon's stderr>
 # run.sh on the host parses these and asserts. The last line is GUEST-DONE;
 # then the guest powers off. Every wait here is bounded, and run.sh bounds
@@ -270,6 +270,131 @@ scenario_budget() {
 	echo "$soft" >/proc/sys/fs/pipe-user-pages-soft
 	reap budget-backend backend-process "$BPID" 30
 	stop_daemon budget-daemon
+}
+
+# end_backend NAME SECONDS: a backend that has served its --count exits by
+# itself; give it SECONDS, then SIGTERM (it prints its summary either way).
+end_backend() {
+	wait_until "$2" not_running "$BPID" || kill -TERM "$BPID" 2>/dev/null
+	reap "$1" backend-process "$BPID" 10
+}
+
+# queued_client NAME PORT SEED: a peer that connects, sends a 4 KiB request,
+# shuts write and reads the reply, in the background (pid appended to
+# qpids); waits at most 10 s for its write side to be shut, i.e. for the
+# request to be in the kernel on the listener's side.
+queued_client() {
+	rm -f "/tmp/$1.shut"
+	"$VMTOOL" client --name "$1" --connect "vsock:1:$2" --send 4K --seed "$3" \
+		--shut-file "/tmp/$1.shut" --timeout 60 &
+	qpids="$qpids $!"
+	wait_until 10 test -e "/tmp/$1.shut" || echo "RESULT $1 role=client shut_in_time=0"
+}
+
+# held_client NAME PORT SEED: a peer that holds the daemon's one slot for
+# about 3 s (1 MiB sent 64 KiB every 0.2 s, then the reply), in the
+# background (pid in hpid); returns once it is connected.
+held_client() {
+	rm -f "/tmp/$1.connected"
+	"$VMTOOL" client --name "$1" --connect "vsock:1:$2" --send 1M --chunk 64K --pace-ms 200 \
+		--seed "$3" --connected-file "/tmp/$1.connected" --timeout 60 &
+	hpid=$!
+	wait_until 10 test -e "/tmp/$1.connected" || echo "RESULT $1 role=client connected_in_time=0"
+}
+
+# count_running PID...: how many of the PIDs are still running
+count_running() {
+	n=0
+	for p in "$@"; do running "$p" && n=$((n + 1)); done
+	echo "$n"
+}
+
+# 3f. Peers waiting in the AF_VSOCK backlog at SIGTERM, the daemon's own
+#     listener: with --max-connections 1 and one peer holding the slot,
+#     three more connect, send their request, shut write and wait
+#     unaccepted. At SIGTERM the daemon takes them and relays each under
+#     the drain deadline; none sees EOF without its reply.
+scenario_backlog() {
+	backend backlog-backend --listen unix:/run/backlog.sock --order after-eof --send 256K --seed 91 \
+		--count 4 --timeout 60
+	start_daemon backlog-daemon --listen vsock:6680 --backend /run/backlog.sock --allow-cid 1 \
+		--max-connections 1 --drain-timeout 20 --log-level debug
+	held_client backlog-held 6680 92
+	qpids=
+	for q in 1 2 3; do queued_client "backlog-q$q" 6680 $((92 + q)); done
+	kill -USR1 "$DPID"
+	wait_until 5 grep -q '^<6>counters:' /tmp/backlog-daemon.log
+	if running "$hpid"; then held=1; else held=0; fi
+	# shellcheck disable=SC2086
+	waiting=$(count_running $qpids)
+	t0=$(uptime_s)
+	kill -TERM "$DPID"
+	wait_exit "$DPID" 30
+	echo "RESULT backlog role=daemon exit=$rc held_at_sigterm=$held waiting_at_sigterm=$waiting" \
+		"drain_timeout=20 seconds_to_exit=$(seconds_since "$t0")"
+	reap backlog-held client-process "$hpid" 10
+	for p in $qpids; do reap backlog-q client-process "$p" 10; done
+	end_backend backlog-backend 5
+	sed "s/^/DLOG backlog-daemon /" /tmp/backlog-daemon.log
+}
+
+# 3g. The listener handed on (a parent keeps it, as systemd's descriptor
+#     store or a socket unit does): vmtool keep holds vsock:6681 and runs
+#     the daemon with it as fd 3 (LISTEN_FDS=1, LISTEN_PID through the
+#     shell's exec); SIGUSR1 to the keeper starts the next instance on the
+#     same socket. Peers arrive at each moment of a restart: q1 waits in the
+#     backlog at SIGTERM (the one slot is held), q2 connects while the first
+#     instance drains, q3 while no instance runs; late connects after the
+#     second start. The second instance relays q1, q2, q3 and late.
+scenario_handoff() {
+	backend handoff-backend --listen unix:/run/handoff.sock --order after-eof --send 256K --seed 101 \
+		--count 5 --timeout 60
+	rm -f /tmp/handoff.pid.* /tmp/handoff-daemon-*.log
+	# shellcheck disable=SC2016
+	"$VMTOOL" keep --name handoff-keeper --listen vsock:6681 --pid-file /tmp/handoff.pid --timeout 90 -- \
+		sh -c 'exec "$0" "$@" 2>"/tmp/handoff-daemon-$KEEP_CHILD.log"' "$DAEMON" --listen vsock:6681 \
+		--backend /run/handoff.sock --allow-cid 1 --max-connections 1 --drain-timeout 20 --log-level debug &
+	kpid=$!
+	if wait_until 20 grep -q '^<6>listening on' /tmp/handoff-daemon-1.log; then s1=1; else s1=0; fi
+	first=$(cat /tmp/handoff.pid.1 2>/dev/null)
+	echo "RESULT handoff-daemon-1 role=daemon started=$s1"
+	held_client handoff-held 6681 102
+	qpids=
+	queued_client handoff-q1 6681 103
+	kill -USR1 "$first"
+	wait_until 5 grep -q '^<6>counters:' /tmp/handoff-daemon-1.log
+	if running "$hpid"; then held=1; else held=0; fi
+	# shellcheck disable=SC2086
+	waiting=$(count_running $qpids)
+	t0=$(uptime_s)
+	kill -TERM "$first"
+	wait_until 5 grep -q '^<6>stopping:' /tmp/handoff-daemon-1.log
+	queued_client handoff-q2 6681 104
+	if running "$first"; then draining=1; else draining=0; fi
+	wait_until 30 not_running "$first" || kill -KILL "$first"
+	gone=$(seconds_since "$t0")
+	# shellcheck disable=SC2086
+	waiting_gone=$(count_running $qpids)
+	queued_client handoff-q3 6681 105
+	sleep 0.5
+	# shellcheck disable=SC2086
+	waiting_before_second=$(count_running $qpids)
+	t1=$(uptime_s)
+	kill -USR1 "$kpid"
+	if wait_until 20 grep -q '^<6>listening on' /tmp/handoff-daemon-2.log; then s2=1; else s2=0; fi
+	echo "RESULT handoff-daemon-2 role=daemon started=$s2"
+	"$VMTOOL" client --name handoff-late --connect vsock:1:6681 --send 4K --seed 106 --timeout 30
+	echo "RESULT handoff role=guest held_at_first_sigterm=$held q1_waiting_at_first_sigterm=$waiting" \
+		"first_draining_at_q2=$draining first_gone_after=$gone waiting_when_first_gone=$waiting_gone" \
+		"waiting_before_second=$waiting_before_second second_after_stop=$(seconds_since "$t0")" \
+		"late_relayed_after_second_start=$(seconds_since "$t1")"
+	reap handoff-held client-process "$hpid" 10
+	for p in $qpids; do reap handoff-q client-process "$p" 20; done
+	end_backend handoff-backend 5
+	kill -TERM "$kpid"
+	reap handoff-keeper keeper-process "$kpid" 30
+	sed "s/^/DLOG handoff-daemon-1 /" /tmp/handoff-daemon-1.log
+	sed "s/^/DLOG handoff-daemon-2 /" /tmp/handoff-daemon-2.log 2>/dev/null
 }
 
 # 4. No --listen: the daemon binds VMADDR_CID_ANY port 6660.

@@ -12,7 +12,8 @@
 # check, and ends with "N passed, N failed".
 #
 # Environment:
-#   RDD_VM_SCENARIOS   comma list, default kernel,refuse,relay,drain,cut,term2,limit,budget,default,throughput
+#   RDD_VM_SCENARIOS   comma list, default kernel,refuse,relay,drain,cut,term2,limit,backlog,
+#                      handoff,budget,default,throughput
 #   RDD_VM_TIMEOUT     seconds for the whole guest run (default 600)
 #   RDD_VM_KERNEL      kernel image (default: newest /boot/vmlinuz-*)
 #   RDD_VM_THROUGHPUT_SIZE  bytes for scenario 5 (default 256M)
@@ -28,7 +29,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/tests/vm
 DAEMON=${1:-build/rdd-guest}
 case $DAEMON in /*) ;; *) DAEMON=$ROOT/$DAEMON ;; esac
-SCENARIOS=${RDD_VM_SCENARIOS:-kernel,refuse,relay,drain,cut,term2,limit,budget,default,throughput}
+SCENARIOS=${RDD_VM_SCENARIOS:-kernel,refuse,relay,drain,cut,term2,limit,backlog,handoff,budget,default,throughput}
 VM_TIMEOUT=${RDD_VM_TIMEOUT:-600}
 TP_SIZE=${RDD_VM_THROUGHPUT_SIZE:-256M}
 
@@ -271,6 +272,31 @@ check_relay() {
 	check "$desc: backend saw clean EOF" "$(get "$b" backend end)" = eof
 }
 
+# conn_of BACKEND PEER: the backend's connection number (conn=N) that
+# received what PEER sent (its recv_sum is PEER's sent_sum), for peers the
+# backend may serve in any order; empty if none did.
+conn_of() {
+	local sum
+	sum=$(get "$2" client sent_sum)
+	[ -n "$sum" ] || return 0
+	awk -v n="$1" -v s="recv_sum=$sum" '
+		$1 == "RESULT" && $2 == n && $3 == "role=backend" {
+			for (i = 4; i <= NF; i++) if ($i == s) { sub(/^conn=/, "", $4); print $4; exit }
+		}' "$C"
+}
+
+# check_queued DESC PEER BACKEND DAEMON-LOG-NAME: PEER (a 4 KiB request,
+# then the 256 KiB reply) was relayed intact, by the daemon whose log is
+# DAEMON-LOG-NAME; it did not see EOF without its reply.
+check_queued() {
+	local desc=$1 p=$2 b=$3 d=$4 port
+	check "$desc: got its whole 256 KiB reply, not EOF without one" "$(get "$p" client recv)" = 262144
+	check_relay "$desc" "$p" "$b#$(conn_of "$b" "$p")"
+	port=$(get "$p" client local_port)
+	check "$desc: relayed by $d (its 'closed peer cid=1 port=$port: in=4096 out=262144' line)" \
+		"$(dlog "$d" | grep -c "^<7>closed peer cid=1 port=$port: in=4096 out=262144 .* end=finished$")" = 1
+}
+
 # dlog NAME: the daemon log lines of one scenario, prefix removed
 dlog() { sed -n "s/^DLOG $1 //p" "$C"; }
 
@@ -397,6 +423,77 @@ for s in $(echo "$SCENARIOS" | tr , ' '); do
 		check "limit: the backend served both, one after the other" \
 			"$(get limit-backend backend-summary accepted)" = 2
 		check_daemon limit-daemon
+		;;
+	backlog)
+		check "backlog: daemon started and logged 'listening on'" "$(get backlog-daemon daemon started)" = 1
+		check "backlog: the held peer was in flight at SIGTERM" "$(get backlog daemon held_at_sigterm)" = 1
+		check "backlog: the three queued peers had sent their request and were waiting at SIGTERM" \
+			"$(get backlog daemon waiting_at_sigterm)" = 3
+		counters=$(dlog backlog-daemon | grep -m1 '^<6>counters:')
+		check "backlog: only the held peer was accepted before SIGTERM ($counters)" \
+			"$(echo "$counters" | grep -c ' active=1 served=1 ')" = 1
+		check "backlog: daemon logged 'stopping: 3 connection(s) waiting to be accepted taken'" \
+			"$(dlog backlog-daemon | grep -c '^<6>stopping: 3 connection(s) waiting to be accepted taken$')" = 1
+		check_relay "backlog: held peer (drained)" backlog-held \
+			"backlog-backend#$(conn_of backlog-backend backlog-held)"
+		for q in 1 2 3; do
+			check_queued "backlog: q$q (in the backlog at SIGTERM)" "backlog-q$q" backlog-backend backlog-daemon
+		done
+		check "backlog: the backend served all four" "$(get backlog-backend backend-summary accepted)" = 4
+		check "backlog: daemon exited 0 on SIGTERM" "$(get backlog daemon exit)" = 0
+		secs=$(get backlog daemon seconds_to_exit)
+		check "backlog: daemon exited within its 20 s drain window (${secs} s)" \
+			"$(awk -v s="$secs" 'BEGIN { print (s != "" && s < 20) ? 1 : 0 }')" = 1
+		full=0
+		for q in 1 2 3; do [ "$(get "backlog-q$q" client recv)" = 262144 ] && full=$((full + 1)); done
+		echo "FIGURE backlog: $full of 3 peers waiting in the AF_VSOCK backlog at SIGTERM got their reply;" \
+			"daemon exited ${secs} s after SIGTERM"
+		;;
+	handoff)
+		keeper=$(grep -m1 '^RESULT handoff-keeper role=keeper ' "$C")
+		check "handoff: the keeper ran two instances on its socket, both exited 0 ($keeper)" \
+			"$(get handoff-keeper keeper children)/$(get handoff-keeper keeper child1_exit)/$(get handoff-keeper keeper child2_exit)" = 2/0/0
+		# The keeper holds vsock:6681 bound: a daemon could listen there
+		# only through the socket passed as fd 3.
+		check "handoff: first instance listening on the passed socket" \
+			"$(get handoff-daemon-1 daemon started)/$(dlog handoff-daemon-1 | grep -c '^<6>listening on vsock:6681')" = 1/1
+		check "handoff: second instance listening on the passed socket" \
+			"$(get handoff-daemon-2 daemon started)/$(dlog handoff-daemon-2 | grep -c '^<6>listening on vsock:6681')" = 1/1
+		check "handoff: the held peer was in flight at the first SIGTERM" \
+			"$(get handoff guest held_at_first_sigterm)" = 1
+		check "handoff: q1 had sent its request and was waiting at the first SIGTERM" \
+			"$(get handoff guest q1_waiting_at_first_sigterm)" = 1
+		counters=$(dlog handoff-daemon-1 | grep -m1 '^<6>counters:')
+		check "handoff: the first instance had accepted only the held peer ($counters)" \
+			"$(echo "$counters" | grep -c ' active=1 served=1 ')" = 1
+		check "handoff: first instance logged 'stopping: the listener stays open for the next instance'" \
+			"$(dlog handoff-daemon-1 | grep -c '^<6>stopping: the listener stays open for the next instance$')" = 1
+		check "handoff: first instance took nothing from the backlog at SIGTERM" \
+			"$(dlog handoff-daemon-1 | grep -c 'waiting to be accepted')" = 0
+		check "handoff: q2 connected while the first instance was draining" \
+			"$(get handoff guest first_draining_at_q2)" = 1
+		check "handoff: q1, q2 and q3 still waiting, none ended, when the second instance started" \
+			"$(get handoff guest waiting_before_second)" = 3
+		check_relay "handoff: held peer (drained by the first instance)" handoff-held \
+			"handoff-backend#$(conn_of handoff-backend handoff-held)"
+		port=$(get handoff-held client local_port)
+		check "handoff: held peer relayed by the first instance" \
+			"$(dlog handoff-daemon-1 | grep -c "^<7>closed peer cid=1 port=$port: .* end=finished$")" = 1
+		check_queued "handoff: q1 (in the backlog at SIGTERM)" handoff-q1 handoff-backend handoff-daemon-2
+		check_queued "handoff: q2 (connected during the drain)" handoff-q2 handoff-backend handoff-daemon-2
+		check_queued "handoff: q3 (connected with no instance running)" handoff-q3 handoff-backend handoff-daemon-2
+		check_queued "handoff: late (connected after the second start)" handoff-late handoff-backend handoff-daemon-2
+		check "handoff: the backend served all five" "$(get handoff-backend backend-summary accepted)" = 5
+		full=0
+		waits=
+		for q in q1 q2 q3 late; do
+			[ "$(get "handoff-$q" client recv)" = 262144 ] && full=$((full + 1))
+			waits="$waits $q=$(get "handoff-$q" client seconds)"
+		done
+		echo "FIGURE handoff: $full of 4 peers arriving around the restart got their reply;" \
+			"first instance gone $(get handoff guest first_gone_after) s after its SIGTERM, the last peer ended" \
+			"$(get handoff guest second_after_stop) s after it ($(get handoff guest late_relayed_after_second_start) s" \
+			"after the second start); each peer's connect-to-reply time, s:$waits"
 		;;
 	budget)
 		check "budget: daemon started as uid 65534 (no CAP_SYS_RESOURCE)" \

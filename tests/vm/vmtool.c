@@ -9,6 +9,7 @@
  *
  *   vmtool client  --connect vsock:CID:PORT|unix:PATH [options]
  *   vmtool backend --listen  vsock:PORT|unix:PATH     [options]
+ *   vmtool keep    --listen  vsock:PORT|unix:PATH     [options] -- COMMAND [ARG...]
  *
  * Options (both roles):
  *   --name NAME       label of the RESULT lines
@@ -21,6 +22,9 @@
  *   --chunk N         send size (default 64K)
  *   --timeout S       give up after S seconds (default 60)
  *   --started-file P  create P once the first byte has been received
+ * Client only:
+ *   --connected-file P  create P once connect() has completed
+ *   --shut-file P     create P once every byte is sent and the write side shut
  * Backend only:
  *   --count N         connections to serve before exiting (default 1)
  *   --ready-file P    create P once listening
@@ -29,6 +33,21 @@
  *   RESULT NAME role=client|backend ... key=value ...
  * and the backend prints "RESULT NAME role=backend-summary accepted=N" when
  * it exits (after --count connections, on SIGTERM, or on timeout).
+ *
+ * keep: what systemd's descriptor store or a socket unit does for a
+ * restart, and nothing more. It binds and listens (never accepts), then
+ * runs COMMAND with that socket as fd 3 and LISTEN_FDS=1,
+ * LISTEN_PID=<the child's pid> (an exec keeps it, so COMMAND may be a shell
+ * that execs the daemon), KEEP_CHILD=N (1 for the first child); with
+ * --fdname NAME also LISTEN_FDNAMES=NAME, else that is unset. SIGUSR1 starts
+ * the next child with the same socket (whether or not the previous one is
+ * still running). SIGTERM is passed to every live child; the keeper exits
+ * once they all have, printing
+ *   RESULT NAME role=keeper children=N child1_exit=E child2_exit=E ... stopped_by=signal|timeout
+ * (E an exit status, sigN, or running). On --timeout the children get
+ * SIGKILL. Options: --name, --timeout, --ready-file (created once
+ * listening), --pid-file PREFIX (child N writes its pid to PREFIX.N before
+ * it execs), --fdname NAME, --max-children N (default 8).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -43,12 +62,15 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_signal, next_child;
 
 static void on_signal(int sig) { stop_signal = sig; }
+static void on_next(int sig) { (void)sig; next_child++; }
+static void on_child(int sig) { (void)sig; }
 
 struct stream {
 	uint64_t state;
@@ -135,8 +157,14 @@ struct options {
 	size_t chunk;
 	long timeout;
 	const char *started_file;
+	const char *connected_file;
+	const char *shut_file;
 	long count;
 	const char *ready_file;
+	const char *pid_file;
+	const char *fdname;
+	long max_children;
+	char **command;
 };
 
 static double now_seconds(void)
@@ -258,6 +286,7 @@ static void transfer(int fd, const struct options *o, struct result *r)
 			r->shut = 1;
 			r->recv_at_shut = r->recv_sum.total;
 			may_send = 0;
+			touch(o->shut_file);
 		}
 		if (r->eof && r->shut)
 			break;
@@ -345,6 +374,7 @@ static int run_client(const struct options *o, const struct addr *a)
 		fflush(stdout);
 		return 1;
 	}
+	touch(o->connected_file);
 	snprintf(extra, sizeof(extra), "connect=ok");
 	if (a->family == AF_VSOCK) {
 		struct sockaddr_vm local;
@@ -408,9 +438,144 @@ static int run_backend(const struct options *o, const struct addr *a)
 	return rc;
 }
 
+/* The listening socket keep holds, never accepting; -1 with a RESULT line on failure. */
+static int keep_listen(const struct options *o, const struct addr *a)
+{
+	int lfd = socket(a->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (a->family == AF_UNIX)
+		unlink(((const struct sockaddr_un *)&a->ss)->sun_path);
+	if (lfd < 0 || bind(lfd, (const struct sockaddr *)&a->ss, a->len) < 0 ||
+	    listen(lfd, 128) < 0) {
+		printf("RESULT %s role=keeper listen=fail errno=%d (%s) children=0\n", o->name, errno,
+		       strerror(errno));
+		fflush(stdout);
+		if (lfd >= 0)
+			close(lfd);
+		return -1;
+	}
+	return lfd;
+}
+
+/* Child n of keep: the socket as fd 3 and the socket-activation variables. */
+static pid_t keep_spawn(const struct options *o, int lfd, int n, const sigset_t *mask)
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	char buf[64];
+	sigprocmask(SIG_SETMASK, mask, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	if (lfd == 3)
+		fcntl(3, F_SETFD, 0);
+	else if (dup2(lfd, 3) < 0)
+		_exit(126);
+	else
+		close(lfd);
+	snprintf(buf, sizeof(buf), "%ld", (long)getpid());
+	setenv("LISTEN_PID", buf, 1);
+	setenv("LISTEN_FDS", "1", 1);
+	if (o->fdname)
+		setenv("LISTEN_FDNAMES", o->fdname, 1);
+	else
+		unsetenv("LISTEN_FDNAMES");
+	snprintf(buf, sizeof(buf), "%d", n);
+	setenv("KEEP_CHILD", buf, 1);
+	if (o->pid_file) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s.%d", o->pid_file, n);
+		FILE *f = fopen(path, "w");
+		if (f) {
+			fprintf(f, "%ld\n", (long)getpid());
+			fclose(f);
+		}
+	}
+	execvp(o->command[0], o->command);
+	fprintf(stderr, "vmtool keep: %s: %s\n", o->command[0], strerror(errno));
+	_exit(127);
+}
+
+#define KEEP_MAX 16
+
+static int run_keep(const struct options *o, const struct addr *a)
+{
+	pid_t pids[KEEP_MAX];
+	int status[KEEP_MAX], live = 0, n = 0, forwarded = 0;
+	long max = o->max_children > 0 && o->max_children <= KEEP_MAX ? o->max_children : 8;
+	sigset_t block, old;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGCHLD);
+	sigaddset(&block, SIGUSR1);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGALRM);
+	sigprocmask(SIG_BLOCK, &block, &old);
+
+	int lfd = keep_listen(o, a);
+	if (lfd < 0)
+		return 1;
+	touch(o->ready_file);
+	next_child = 1; /* the first child starts at once */
+	for (;;) {
+		int st;
+		pid_t pid;
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+			for (int i = 0; i < n; i++) {
+				if (pids[i] == pid) {
+					status[i] = st;
+					pids[i] = 0;
+					live--;
+				}
+			}
+		}
+		if (stop_signal && !forwarded) {
+			for (int i = 0; i < n; i++)
+				if (pids[i] > 0)
+					kill(pids[i], stop_signal == SIGALRM ? SIGKILL : SIGTERM);
+			forwarded = stop_signal == SIGALRM ? 2 : 1;
+		}
+		if (stop_signal == SIGALRM && forwarded == 1) {
+			/* the timeout came while the children were stopping */
+			for (int i = 0; i < n; i++)
+				if (pids[i] > 0)
+					kill(pids[i], SIGKILL);
+			forwarded = 2;
+		}
+		if (forwarded && live == 0)
+			break;
+		while (!forwarded && next_child > 0 && n < max) {
+			next_child--;
+			pids[n] = keep_spawn(o, lfd, n + 1, &old);
+			if (pids[n] < 0) {
+				status[n] = -1;
+				pids[n] = 0;
+			} else {
+				live++;
+			}
+			n++;
+		}
+		next_child = 0;
+		sigsuspend(&old);
+	}
+	close(lfd);
+	printf("RESULT %s role=keeper children=%d", o->name, n);
+	for (int i = 0; i < n; i++) {
+		if (status[i] == -1)
+			printf(" child%d_exit=forkfail", i + 1);
+		else if (WIFEXITED(status[i]))
+			printf(" child%d_exit=%d", i + 1, WEXITSTATUS(status[i]));
+		else
+			printf(" child%d_exit=sig%d", i + 1, WTERMSIG(status[i]));
+	}
+	printf(" stopped_by=%s\n", stop_signal == SIGALRM ? "timeout" : "signal");
+	fflush(stdout);
+	return 0;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: vmtool client --connect ADDR | backend --listen ADDR [options]\n"
+			"       vmtool keep --listen ADDR [options] -- COMMAND [ARG...]\n"
 			"  see the comment at the top of tests/vm/vmtool.c\n");
 	exit(2);
 }
@@ -426,6 +591,10 @@ int main(int argc, char **argv)
 	o.role = argv[1];
 	for (int i = 2; i < argc; i++) {
 		const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(k, "--")) {
+			o.command = argv + i + 1;
+			break;
+		}
 		if (!v)
 			usage();
 		i++;
@@ -451,10 +620,23 @@ int main(int argc, char **argv)
 			o.count = atol(v);
 		else if (!strcmp(k, "--ready-file"))
 			o.ready_file = v;
+		else if (!strcmp(k, "--connected-file"))
+			o.connected_file = v;
+		else if (!strcmp(k, "--shut-file"))
+			o.shut_file = v;
+		else if (!strcmp(k, "--pid-file"))
+			o.pid_file = v;
+		else if (!strcmp(k, "--fdname"))
+			o.fdname = v;
+		else if (!strcmp(k, "--max-children"))
+			o.max_children = atol(v);
 		else
 			usage();
 	}
-	if (!o.addr || o.chunk == 0 || parse_addr(o.addr, !strcmp(o.role, "backend"), &a) < 0)
+	int listening = !strcmp(o.role, "backend") || !strcmp(o.role, "keep");
+	if (!o.addr || o.chunk == 0 || parse_addr(o.addr, listening, &a) < 0)
+		usage();
+	if (!strcmp(o.role, "keep") && (!o.command || !o.command[0]))
 		usage();
 
 	/* No SA_RESTART: a signal must interrupt accept/connect/poll. */
@@ -470,6 +652,14 @@ int main(int argc, char **argv)
 		return run_client(&o, &a);
 	if (!strcmp(o.role, "backend"))
 		return run_backend(&o, &a);
+	if (!strcmp(o.role, "keep")) {
+		struct sigaction sn = { 0 };
+		sn.sa_handler = on_next;
+		sigaction(SIGUSR1, &sn, NULL);
+		sn.sa_handler = on_child;
+		sigaction(SIGCHLD, &sn, NULL);
+		return run_keep(&o, &a);
+	}
 	usage();
 	return 2;
 }
