@@ -2,8 +2,9 @@
 # bench/profile.sh RDD-GUEST-BINARY [CONTENDER] [SCENARIO]
 #
 # perf profile of one proxy during one scenario, in the pinned placement of
-# bench/run.sh: CONTENDER is rdd-splice (default), rdd-nosplice, socat or
-# proxyd; SCENARIO is upload (default), download, latency, conn1 or conn32.
+# bench/run.sh: CONTENDER is rdd-splice (default), rdd-nosplice, floor
+# (bench/floor.c), socat or proxyd; SCENARIO is upload (default), download,
+# latency, conn1 or conn32.
 # Prints the proxy's CPU seconds for the run and perf's top symbols
 # (system-wide on CPU 1, where the proxy and the backend run, and the proxy
 # alone); leaves perf.data in build/bench/profile-CONTENDER-SCENARIO.data.
@@ -23,6 +24,9 @@ command -v perf >/dev/null || { echo "profile: perf is not installed" >&2; exit 
 mkdir -p "$out"
 cc -std=c11 -O2 -g -Wall -Wextra -Werror -pthread -o "$out/rddbench" "$here/rddbench.c" || exit 1
 bench=$out/rddbench
+if [ "$contender" = floor ]; then
+	cc -std=c11 -O2 -g -Wall -Wextra -Werror -pthread -o "$out/floor" "$here/floor.c" || exit 1
+fi
 tmp=$(mktemp -d /tmp/rdd-profile.XXXXXX) || exit 1
 cleanup() {
 	local j
@@ -38,6 +42,7 @@ s=$tmp/p.sock
 case $contender in
 rdd-splice) taskset -c 1 "$rdd" --listen "unix:$s" --backend "$tmp/b.sock" --splice --log-level warning & ;;
 rdd-nosplice) taskset -c 1 "$rdd" --listen "unix:$s" --backend "$tmp/b.sock" --no-splice --log-level warning & ;;
+floor) taskset -c 1 "$out/floor" "$s" "$tmp/b.sock" & ;;
 socat) taskset -c 1 socat "UNIX-LISTEN:$s,fork" "UNIX-CONNECT:$tmp/b.sock" & ;;
 proxyd) taskset -c 1 systemd-socket-activate -l "$s" "$proxyd" --connections-max=300 "$tmp/b.sock" 2>/dev/null & ;;
 *) echo "profile: unknown contender $contender" >&2; exit 2 ;;

@@ -754,8 +754,9 @@ def idle_plot(out, res, passes, meta):
 # ------------------------------------------------------------------ text
 
 NOTES = """\
-How to read it: each figure is the median of the timed rounds (three, more
-where a goal compares two figures within each other's spread), "±" its
+How to read it: each figure is the median of the timed rounds (three; up to
+five where a goal compares two figures within each other's spread, as long
+as the extra rounds stay within their time budget), "±" its
 spread: the largest distance of a round from the median (from five rounds
 on, leaving out the round furthest away), in percent of the median. The
 bracket gives the ratio to the floor in the same pass: floor is
@@ -846,8 +847,9 @@ def main():
     head = [
         f"Machine: {meta.get('machine', '?')}  ",
         f"Date: {meta.get('date', '?')}; run time {meta.get('runtime', '?')}"
-        + (f" ({meta['runtime-local']} local, {meta['runtime-vm']} VM)"
-           if "runtime-vm" in meta and "runtime-local" in meta else "") + "  ",
+        + (f" ({meta['runtime-local']} local, of which {meta.get('runtime-extra', '?')} "
+           f"extra rounds; {meta.get('runtime-vm', 'no')} VM)"
+           if "runtime-local" in meta else "") + "  ",
         f"Command: `{meta.get('command', '?')}`  ",
         "Versions: " + ", ".join(v for k, v in sorted(meta.items()) if k.startswith("version-"))
         + "  ",

@@ -29,7 +29,8 @@
 #   BENCH_CONTENDERS   default "direct floor rdd-splice rdd-nosplice socat proxyd"
 #   BENCH_RDD_OLD      an earlier rdd-guest binary (default: none)
 #   BENCH_PASSES       default "pinned unpinned"
-#   BENCH_ROUNDS (3)  BENCH_MAX_ROUNDS (6)  BENCH_BYTES (1 GiB)  BENCH_RTT (20000)
+#   BENCH_ROUNDS (3)  BENCH_MAX_ROUNDS (5)  BENCH_BYTES (1 GiB)  BENCH_RTT (20000)
+#   BENCH_EXTRA_SECONDS (120): time all the extra rounds may take together
 #   BENCH_CONN_SECONDS (1.5)  BENCH_HOLD (200)
 #   BENCH_IDLE ("0 64 250")  BENCH_IDLE_RTT (30000)
 #   BENCH_THROTTLE     "BYTES MBPS CHUNK" (default "268435456 250 16384")
@@ -39,6 +40,7 @@
 #   BENCH_VM           auto (default: when qemu-system-x86_64 is installed), 0, 1
 #   BENCH_VM_KERNELS   kernel images (default: each /boot/vmlinuz-* with modules)
 #   BENCH_VM_RUNS (3)  BENCH_VM_ACCEL (tcg)  BENCH_VM_SIZE (256M)
+#   BENCH_VM_TIMEOUT (240 s a boot; a boot that does not finish ends that kernel's runs)
 # The whole script is one brace group, so bash parses all of it before it
 # runs any of it: editing the file during a run cannot derail that run.
 {
@@ -58,13 +60,17 @@ old_contenders=
 [ -n "$rdd_old" ] && old_contenders="rdd-old-splice rdd-old-nosplice"
 passes=${BENCH_PASSES:-pinned unpinned}
 rounds=${BENCH_ROUNDS:-3}
-max_rounds=${BENCH_MAX_ROUNDS:-6}
+max_rounds=${BENCH_MAX_ROUNDS:-5}
+extra_budget=${BENCH_EXTRA_SECONDS:-120}
+extra_spent=0
 [ "$max_rounds" -ge "$rounds" ] || max_rounds=$rounds
 idle_counts=${BENCH_IDLE:-0 64 250}
 idle_rtt=${BENCH_IDLE_RTT:-30000}
 read -r throttle_bytes throttle_rate throttle_chunk <<<"${BENCH_THROTTLE:-268435456 250 16384}"
 idle_scenarios=
 for n in $idle_counts; do idle_scenarios="$idle_scenarios idle$n"; done
+idle_scenarios=${idle_scenarios# }
+first_idle=${idle_scenarios%% *}
 bytes=${BENCH_BYTES:-1073741824}
 warm_bytes=$((bytes / 4))
 rtt=${BENCH_RTT:-20000}
@@ -472,7 +478,7 @@ case " $passes " in *" $goal_pass "*) ;; *) goal_pass=${passes%% *} ;; esac
 {
 	echo "machine	$(machine)"
 	echo "date	$(date -u '+%Y-%m-%d %H:%M UTC')"
-	echo "command	bench/run.sh ${1:-build/rdd-guest}   (make bench)"
+	echo "command	${BENCH_RDD_OLD:+BENCH_RDD_OLD=$BENCH_RDD_OLD }bench/run.sh ${1:-build/rdd-guest}   (${BENCH_RDD_OLD:+BENCH_RDD_OLD=... }make bench)"
 	echo "params	bytes=$bytes rounds=$rounds max_rounds=$max_rounds rtt=$rtt msg=$msg conn_seconds=$conn_seconds hold=$hold idle_rtt=$idle_rtt throttle_bytes=$throttle_bytes throttle_mbps=$throttle_rate throttle_chunk=$throttle_chunk"
 	echo "contenders	$contenders"
 	echo "old-contenders	$old_contenders"
@@ -504,8 +510,14 @@ for p in $passes; do
 	done
 	for sc in $scenarios; do
 		mapfile -t who < <(scenario_contenders "$sc")
-		# memory is not timed, so it needs no warm-up
-		[ "$sc" = memory ] || for c in "${who[@]}"; do
+		# memory is not timed, so it needs no warm-up; the idle scenarios
+		# after the first run on contenders it has warmed up
+		warm=yes
+		case $sc in
+		memory) warm= ;;
+		idle*) [ "$sc" = "$first_idle" ] || warm= ;;
+		esac
+		[ -z "$warm" ] || for c in "${who[@]}"; do
 			run_one "$p" "$sc" "$c" 0
 		done
 		for ((r = 1; r <= rounds; r++)); do
@@ -520,6 +532,12 @@ for p in $passes; do
 		for ((tries = 0; tries < max_rounds; tries++)); do
 			more=$(python3 "$here/report.py" --undecided "$out" "$p" "$sc" "$max_rounds") || break
 			[ -n "$more" ] || break
+			if [ "$extra_spent" -ge "$extra_budget" ]; then
+				say "$p $sc: within the noise, but the extra rounds have had their $extra_budget s"
+				echo "$p $sc: no more rounds: BENCH_EXTRA_SECONDS=$extra_budget spent" >>"$out/errors.log"
+				break
+			fi
+			extra_t0=$(date +%s)
 			say "$p $sc: within the noise, more rounds: $(echo "$more" | awk '{ printf "%s%s %s to round %s", (NR > 1 ? ", " : ""), $1, $2, $4 }')"
 			lo=$(echo "$more" | awk 'NR == 1 || $3 < m { m = $3 } END { print m }')
 			hi=$(echo "$more" | awk '$4 > m { m = $4 } END { print m }')
@@ -528,6 +546,7 @@ for p in $passes; do
 					[ "$r" -ge "$from" ] && [ "$r" -le "$to" ] && run_one "$p" "$xsc" "$xc" "$r"
 				done <<<"$more"
 			done
+			extra_spent=$((extra_spent + $(date +%s) - extra_t0))
 		done
 	done
 	for c in $running; do
@@ -545,6 +564,7 @@ for p in $passes; do
 done
 bench_end=$(date +%s)
 echo "runtime-local	$((bench_end - start_time)) s" >>"$out/meta.tsv"
+echo "runtime-extra	$extra_spent s" >>"$out/meta.tsv"
 
 # ------------------------------------------------------------- VM figures
 # tests/vm/run.sh's throughput scenario: 256 MiB each way over real
@@ -579,7 +599,7 @@ case ${BENCH_VM:-auto} in
 				log=$out/vm-$kv-$r.log
 				vm_t0=$(date +%s)
 				RDD_VM_SCENARIOS=throughput RDD_VM_KERNEL=$k RDD_VM_ACCEL=$vm_accel \
-					RDD_VM_THROUGHPUT_SIZE=$vm_size RDD_VM_TIMEOUT=600 \
+					RDD_VM_THROUGHPUT_SIZE=$vm_size RDD_VM_TIMEOUT=${BENCH_VM_TIMEOUT:-240} \
 					"$root/tests/vm/run.sh" "$rdd" >"$log" 2>&1
 				vm_rc=$?
 				if [ $vm_rc = 0 ]; then
@@ -595,6 +615,8 @@ case ${BENCH_VM:-auto} in
 					done >>"$out/vm.tsv"
 				say "vm $kv ($vm_accel) run $r: exit $vm_rc in $(($(date +%s) - vm_t0)) s:" \
 					"$(awk -v r="$r" -v k="$kv" '$1 == k && $3 == r { printf "%s %s %s; ", $4, $5, $6 }' "$out/vm.tsv")"
+				# a guest that did not finish will not finish the next time either
+				grep -q '^FAIL .*did not finish' "$log" && break
 			done
 		done
 		echo "vm	kernels:$vm_kernels; accel $vm_accel; $vm_runs runs each; $vm_size each way" >>"$out/meta.tsv"
