@@ -7,7 +7,9 @@
  *   rddbench throttled PATH BYTES MBPS CHUNK
  *                                         download by a slow reader: at most
  *                                         CHUNK bytes a read, paced to MBPS
- *   rddbench latency PATH COUNT SIZE      round trips on one connection, p50/p99
+ *   rddbench latency PATH COUNT SIZE [SECS]
+ *                                         round trips on one connection, p50/p99
+ *                                         (COUNT of them, or fewer if SECS pass)
  *   rddbench connrate PATH THREADS SECS   connect, 100-byte request/reply, close
  *   rddbench hold PATH N SECS             keep N relayed connections open
  *   rddbench ping PATH                    one request/reply (readiness probe)
@@ -593,7 +595,7 @@ static double percentile_us(const uint64_t *sorted, size_t n, double p)
 	return (double)sorted[rank - 1] / 1000.0;
 }
 
-static int run_latency(const char *path, uint64_t count, uint64_t size)
+static int run_latency(const char *path, uint64_t count, uint64_t size, double max_seconds)
 {
 	if (count == 0 || size == 0 || size > 65536)
 		die("latency: count must be > 0 and size in 1..65536");
@@ -607,6 +609,8 @@ static int run_latency(const char *path, uint64_t count, uint64_t size)
 	int r = write_all(fd, "E", 1);
 	if (r < 0)
 		die("latency header: %s", strerror(-r));
+	uint64_t deadline = max_seconds > 0 ? now_ns() + (uint64_t)(max_seconds * 1e9) : UINT64_MAX;
+	uint64_t done = 0;
 	for (uint64_t i = 0; i < count; i++) {
 		const unsigned char *out = pattern + (i % 251);
 		uint64_t t0 = now_ns();
@@ -619,7 +623,11 @@ static int run_latency(const char *path, uint64_t count, uint64_t size)
 		if (memcmp(in, out, (size_t)size) != 0)
 			die("latency round trip %" PRIu64 ": echo differs from what was sent", i);
 		rtt[i] = t1 - t0;
+		done = i + 1;
+		if (t1 > deadline)
+			break;
 	}
+	count = done;
 	close(fd);
 	double sum = 0;
 	for (uint64_t i = 0; i < count; i++)
@@ -864,7 +872,7 @@ static void usage(void)
 	fputs("usage: rddbench backend PATH\n"
 	      "       rddbench upload|download PATH BYTES\n"
 	      "       rddbench throttled PATH BYTES MBPS CHUNK\n"
-	      "       rddbench latency PATH COUNT SIZE\n"
+	      "       rddbench latency PATH COUNT SIZE [SECONDS]\n"
 	      "       rddbench connrate PATH THREADS SECONDS\n"
 	      "       rddbench hold PATH N SECONDS\n"
 	      "       rddbench ping PATH\n"
@@ -895,8 +903,16 @@ int main(int argc, char **argv)
 		return run_throttled(path, parse_u64(argv[3], "byte count"), rate,
 		                     parse_u64(argv[5], "chunk"));
 	}
-	if (!strcmp(mode, "latency") && argc == 5)
-		return run_latency(path, parse_u64(argv[3], "count"), parse_u64(argv[4], "size"));
+	if (!strcmp(mode, "latency") && (argc == 5 || argc == 6)) {
+		double secs = 0;
+		if (argc == 6) {
+			char *end;
+			secs = strtod(argv[5], &end);
+			if (*end || secs <= 0)
+				die("bad seconds: %s", argv[5]);
+		}
+		return run_latency(path, parse_u64(argv[3], "count"), parse_u64(argv[4], "size"), secs);
+	}
 	if (!strcmp(mode, "connrate") && argc == 5) {
 		char *end;
 		double s = strtod(argv[4], &end);

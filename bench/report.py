@@ -195,7 +195,7 @@ def spread(f):
     if f.n < 2:
         return " (1 round)"
     if not f.m:
-        return f" ±{f.s:g}"
+        return f" ±{f.s:.1f}"
     pct = 100.0 * f.s / abs(f.m)
     return f" ±{pct:.1f}%" if pct < 1 else f" ±{pct:.0f}%"
 
@@ -768,14 +768,15 @@ overlap; then the medians' verdict is given beside it. MB/s counts 10^6
 bytes per second, over 1 GiB each way (client to backend is "upload", like
 a build context; backend to client is "download", like `docker save`).
 Latency is one 64-byte round trip on one connection (nearest-rank p50/p99
-over the round trips of a run). A connection is connect, 100-byte request,
+over the round trips of a run: 20 000, or as many as fit in 5 s). A connection is connect, 100-byte request,
 100-byte reply, close; failed connections are summed over all rounds. CPU
 is the proxy's user+system time from /proc/PID/stat (all its threads; socat:
 with its reaped children) over the bulk runs, divided by the GiB relayed;
 this kernel samples user and system time at its tick (250 Hz), so the split
-of a small figure is noisy. The idle scenarios repeat the ping-pong with N
-other relayed connections open and idle, and divide the proxy's user and
-system time over the ping-pong by the round trips. The throttled scenario
+of a small figure is noisy. The idle scenarios repeat the ping-pong (30 000
+round trips, or as many as fit in 6 s) with N other relayed connections
+open and idle, and divide the proxy's user and system time over the
+ping-pong by the round trips. The throttled scenario
 downloads through the proxy to a reader slower than the proxy (reads of at
 most 16 KiB, paced), so the proxy's writes towards it stop short: the path
 of a download to a slow hv_sock peer. Memory: "idle" is a fresh instance
@@ -851,6 +852,8 @@ def main():
            f"extra rounds; {meta.get('runtime-vm', 'no')} VM)"
            if "runtime-local" in meta else "") + "  ",
         f"Command: `{meta.get('command', '?')}`  ",
+        f"Load average (1, 5, 15 min) before / after the local runs: {meta.get('load-start', '?')} / "
+        f"{meta.get('load-end', '?')} (2 cores; whatever else runs skews every figure)  ",
         "Versions: " + ", ".join(v for k, v in sorted(meta.items()) if k.startswith("version-"))
         + "  ",
     ]

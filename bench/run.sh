@@ -32,7 +32,8 @@
 #   BENCH_ROUNDS (3)  BENCH_MAX_ROUNDS (5)  BENCH_BYTES (1 GiB)  BENCH_RTT (20000)
 #   BENCH_EXTRA_SECONDS (120): time all the extra rounds may take together
 #   BENCH_CONN_SECONDS (1.5)  BENCH_HOLD (200)
-#   BENCH_IDLE ("0 64 250")  BENCH_IDLE_RTT (30000)
+#   BENCH_RTT_SECONDS (5): a latency run ends after BENCH_RTT round trips or this
+#   BENCH_IDLE ("0 64 250")  BENCH_IDLE_RTT (30000)  BENCH_IDLE_SECONDS (6)
 #   BENCH_THROTTLE     "BYTES MBPS CHUNK" (default "268435456 250 16384")
 #   BENCH_SCENARIOS    default, pinned pass: "upload download latency conn1
 #                      conn32 idle0 idle64 idle250 throttled memory"; unpinned
@@ -66,6 +67,8 @@ extra_spent=0
 [ "$max_rounds" -ge "$rounds" ] || max_rounds=$rounds
 idle_counts=${BENCH_IDLE:-0 64 250}
 idle_rtt=${BENCH_IDLE_RTT:-30000}
+rtt_seconds=${BENCH_RTT_SECONDS:-5}
+idle_seconds=${BENCH_IDLE_SECONDS:-6}
 read -r throttle_bytes throttle_rate throttle_chunk <<<"${BENCH_THROTTLE:-268435456 250 16384}"
 idle_scenarios=
 for n in $idle_counts; do idle_scenarios="$idle_scenarios idle$n"; done
@@ -327,7 +330,7 @@ run_one() {
 	latency)
 		n=$rtt
 		[ "$r" = 0 ] && n=$((rtt / 10))
-		res=$(timeout 120 $pin_client "$bench" latency "$s" "$n" "$msg" 2>>"$out/errors.log")
+		res=$(timeout 120 $pin_client "$bench" latency "$s" "$n" "$msg" "$rtt_seconds" 2>>"$out/errors.log")
 		rc=$?
 		;;
 	conn1 | conn32)
@@ -347,10 +350,13 @@ run_one() {
 		if [ $rc = 0 ]; then
 			settle "$c" "$idle"
 			before=$(cpu_split "$c")
-			res=$(timeout 300 $pin_client "$bench" latency "$s" "$n" "$msg" 2>>"$out/errors.log")
+			res=$(timeout 300 $pin_client "$bench" latency "$s" "$n" "$msg" "$idle_seconds" 2>>"$out/errors.log")
 			rc=$?
 			settle "$c" "$idle"
 			after=$(cpu_split "$c")
+			# the round trips made (fewer than asked if the time ran out)
+			n=$(echo "$res" | sed -n 's/.* count=\([0-9]*\).*/\1/p')
+			[ -n "$n" ] || rc=1
 			[ $rc = 0 ] && [ -n "${pid[$c]}" ] &&
 				res="$res idle=$idle $(per_unit "$before" "$after" 1000000 "$n" cpu_us)"
 			[ $rc = 0 ] && [ -z "${pid[$c]}" ] && res="$res idle=$idle"
@@ -479,7 +485,8 @@ case " $passes " in *" $goal_pass "*) ;; *) goal_pass=${passes%% *} ;; esac
 	echo "machine	$(machine)"
 	echo "date	$(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo "command	${BENCH_RDD_OLD:+BENCH_RDD_OLD=$BENCH_RDD_OLD }bench/run.sh ${1:-build/rdd-guest}   (${BENCH_RDD_OLD:+BENCH_RDD_OLD=... }make bench)"
-	echo "params	bytes=$bytes rounds=$rounds max_rounds=$max_rounds rtt=$rtt msg=$msg conn_seconds=$conn_seconds hold=$hold idle_rtt=$idle_rtt throttle_bytes=$throttle_bytes throttle_mbps=$throttle_rate throttle_chunk=$throttle_chunk"
+	echo "load-start	$(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "params	bytes=$bytes rounds=$rounds max_rounds=$max_rounds rtt=$rtt rtt_seconds=$rtt_seconds idle_seconds=$idle_seconds msg=$msg conn_seconds=$conn_seconds hold=$hold idle_rtt=$idle_rtt throttle_bytes=$throttle_bytes throttle_mbps=$throttle_rate throttle_chunk=$throttle_chunk"
 	echo "contenders	$contenders"
 	echo "old-contenders	$old_contenders"
 	echo "idle	$idle_counts"
@@ -563,6 +570,7 @@ for p in $passes; do
 	cp "$tmp/$p"-*.log "$out/" 2>/dev/null
 done
 bench_end=$(date +%s)
+echo "load-end	$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/meta.tsv"
 echo "runtime-local	$((bench_end - start_time)) s" >>"$out/meta.tsv"
 echo "runtime-extra	$extra_spent s" >>"$out/meta.tsv"
 
