@@ -196,15 +196,14 @@ static void relay_start(struct server *s, int peer_fd, int backend_fd, const str
 	char who[PEER_DESCRIBE_SIZE];
 	struct connection *conn = connection_new(peer_fd, backend_fd, peer, s->cfg->use_splice, now);
 
-	s->counters.active++;
 	if (!conn) {
-		s->counters.active--;
 		s->counters.failed++;
 		notify_status_changed();
 		log_limited(&s->dial_log, LOG_LEVEL_WARNING, "out of memory for peer %s",
 			    peer_describe(peer, who, sizeof(who)));
 		return;
 	}
+	s->counters.active++;
 	s->counters.served++;
 	s->by_fd[peer_fd] = s->by_fd[backend_fd] = conn;
 	notify_status_changed();
