@@ -497,10 +497,9 @@ static int run_upload(const char *path, uint64_t bytes)
 	return 0;
 }
 
-static int run_download(const char *path, uint64_t bytes)
+/* Connects and asks the backend for `bytes` ('R' and their count). */
+static int start_download(const char *path, uint64_t bytes, const char *what)
 {
-	static unsigned char buf[BUF_SIZE];
-	uint64_t t0 = now_ns();
 	int fd = connect_unix(path);
 	if (fd < 0)
 		die("connect %s: %s", path, strerror(-fd));
@@ -508,7 +507,15 @@ static int run_download(const char *path, uint64_t bytes)
 	memcpy(header + 1, &bytes, 8);
 	int r = write_all(fd, header, sizeof header);
 	if (r < 0)
-		die("download header: %s", strerror(-r));
+		die("%s header: %s", what, strerror(-r));
+	return fd;
+}
+
+static int run_download(const char *path, uint64_t bytes)
+{
+	static unsigned char buf[BUF_SIZE];
+	uint64_t t0 = now_ns();
+	int fd = start_download(path, bytes, "download");
 	uint64_t got = 0;
 	while (got < bytes) {
 		uint64_t left = bytes - got;
@@ -540,14 +547,7 @@ static int run_throttled(const char *path, uint64_t bytes, double rate_mbps, uin
 	if (chunk == 0 || chunk > sizeof buf || rate_mbps <= 0)
 		die("throttled: chunk must be in 1..%zu and the rate > 0", sizeof buf);
 	uint64_t t0 = now_ns();
-	int fd = connect_unix(path);
-	if (fd < 0)
-		die("connect %s: %s", path, strerror(-fd));
-	unsigned char header[9] = { 'R' };
-	memcpy(header + 1, &bytes, 8);
-	int r = write_all(fd, header, sizeof header);
-	if (r < 0)
-		die("throttled header: %s", strerror(-r));
+	int fd = start_download(path, bytes, "throttled");
 	uint64_t got = 0, sleeps = 0;
 	while (got < bytes) {
 		uint64_t left = bytes - got;
