@@ -20,6 +20,8 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lib/workdir.sh
+. "$here/../lib/workdir.sh"
 tree=$(cd "$here/../.." && pwd)
 cd "$tree" || exit 1
 
@@ -51,13 +53,7 @@ mkdir -m 0700 "$GNUPGHOME"
 cleanup() {
 	# kiwi leaves a gpg-agent running on its GNUPGHOME: ours.
 	gpgconf --homedir "$GNUPGHOME" --kill gpg-agent 2>/dev/null
-	if findmnt -rn -o TARGET | grep "^$work" >/dev/null; then
-		echo "note: mounts left under $work; not removing it" >&2
-	elif [ "${KEEP:-0}" = 1 ] || [ "$failed" -gt 0 ]; then
-		echo "note: scratch files and logs kept in $work" >&2
-	else
-		rm -rf "$work"
-	fi
+	remove_work "$work" "$failed"
 }
 trap cleanup EXIT
 

@@ -29,6 +29,8 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lib/workdir.sh
+. "$here/../lib/workdir.sh"
 tree=$(cd "$here/../.." && pwd)
 cd "$tree" || exit 1
 
@@ -61,14 +63,7 @@ log=$work/log
 : >"$log"
 cleanup() {
 	declare -F stop_boot >/dev/null && stop_boot
-	# Never delete through a mount that outlived its namespace.
-	if findmnt -rn -o TARGET | grep "^$work" >/dev/null; then
-		echo "note: mounts left under $work; not removing it" >&2
-	elif [ "${KEEP:-0}" = 1 ] || [ "$failed" -gt 0 ]; then
-		echo "note: scratch files and log kept in $work" >&2
-	else
-		rm -rf "$work"
-	fi
+	remove_work "$work" "$failed"
 }
 trap cleanup EXIT
 
