@@ -20,6 +20,7 @@ MAX_ROUNDS is reached.
 """
 import statistics
 import sys
+import textwrap
 from collections import defaultdict, namedtuple
 
 NAMES = {
@@ -152,6 +153,7 @@ def figures(meta, runs):
             f["th_mbps"] = fig([r.get("mbps") for r in rs])
             f["th_user"] = fig([r.get("cpu_gib_user") for r in rs])
             f["th_sys"] = fig([r.get("cpu_gib_sys") for r in rs])
+            f["th_waits"] = fig([r.get("waits_per_mib") for r in rs])
             f["th_cpu"] = fig([r["cpu_gib_user"] + r["cpu_gib_sys"] for r in rs
                                if r.get("cpu_gib_user") is not None
                                and r.get("cpu_gib_sys") is not None])
@@ -332,15 +334,16 @@ def throttled_table(res, p, meta, params):
         return ""
     lines = ["| contender | MB/s (reader paced to "
              f"{fmt(float(params.get('throttle_mbps', 0)))}) | relay CPU s per GiB "
-             "| of which user | of which system |",
-             "|---|--:|--:|--:|--:|"]
+             "| of which user | of which system | waits per MiB |",
+             "|---|--:|--:|--:|--:|--:|"]
     for c in rows:
         f = res[(p, c)]
         if c == "direct":
-            lines.append(f"| {NAMES[c]} | {fs(f['th_mbps'])} | (no relay) | | |")
+            lines.append(f"| {NAMES[c]} | {fs(f['th_mbps'])} | (no relay) | | | |")
             continue
         lines.append(f"| {NAMES[c]} | {fs(f['th_mbps'])} | {fs(f.get('th_cpu'), 3)} "
-                     f"| {fs(f.get('th_user'), 3)} | {fs(f.get('th_sys'), 3)} |")
+                     f"| {fs(f.get('th_user'), 3)} | {fs(f.get('th_sys'), 3)} "
+                     f"| {fs(f.get('th_waits'), 1)} |")
     return "\n".join(lines)
 
 
@@ -779,7 +782,10 @@ open and idle, and divide the proxy's user and system time over the
 ping-pong by the round trips. The throttled scenario
 downloads through the proxy to a reader slower than the proxy (reads of at
 most 16 KiB, paced), so the proxy's writes towards it stop short: the path
-of a download to a slow hv_sock peer. Memory: "idle" is a fresh instance
+of a download to a slow hv_sock peer; "waits" counts how often the proxy's
+one thread blocked (voluntary context switches: each a select or
+epoll_wait that had to wait), per MiB relayed (not for floor and socat,
+whose connections live in threads or processes that are gone by then). Memory: "idle" is a fresh instance
 after one request, "after load" the instance that carried all the other
 scenarios; private is anonymous memory that no other process shares, summed
 over all of the proxy's processes; per connection is (fresh instance with
@@ -790,6 +796,9 @@ them, rounded up to pages. The VM figures are tests/vm/run.sh's throughput
 scenario (real AF_VSOCK through vsock_loopback in a qemu guest, one run of
 each figure per boot; under TCG, so they compare copy modes on a kernel,
 not machines)."""
+
+
+NOTES = textwrap.fill(" ".join(NOTES.split()), 76)
 
 
 def main():

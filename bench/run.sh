@@ -240,6 +240,15 @@ cpu_split() {
 	awk '{ sub(/.*\) /, ""); print $12 + $14, $13 + $15 }' "/proc/${pid[$1]}/stat"
 }
 
+# waits NAME: how often the proxy has blocked (voluntary context switches
+# of its one thread: for an event loop, its waits in select or epoll_wait).
+# Empty for the proxies whose connections live in other threads or
+# processes (floor, socat), whose counts end with them.
+waits() {
+	case $1 in rdd-* | proxyd) ;; *) return 0 ;; esac
+	awk '/^voluntary_ctxt_switches:/ { print $2 }' "/proc/${pid[$1]}/status" 2>/dev/null
+}
+
 # per_unit BEFORE AFTER NUM DEN NAME: "NAME_user=.. NAME_sys=.." with the
 # tick differences (from cpu_split) in seconds, times NUM/DEN
 per_unit() {
@@ -368,12 +377,17 @@ run_one() {
 		[ "$r" = 0 ] && n=$((throttle_bytes / 4))
 		settle "$c"
 		before=$(cpu_split "$c")
+		local w0 w1
+		w0=$(waits "$c")
 		res=$(timeout 300 $pin_client "$bench" throttled "$s" "$n" "$throttle_rate" "$throttle_chunk" 2>>"$out/errors.log")
 		rc=$?
+		w1=$(waits "$c")
 		settle "$c"
 		after=$(cpu_split "$c")
 		[ $rc = 0 ] && [ -n "${pid[$c]}" ] &&
 			res="$res $(per_unit "$before" "$after" 1073741824 "$n" cpu_gib)"
+		[ $rc = 0 ] && [ -n "$w0" ] && [ -n "$w1" ] &&
+			res="$res waits_per_mib=$(awk -v a="$w0" -v b="$w1" -v n="$n" 'BEGIN { printf "%.1f", (b - a) * 1048576 / n }')"
 		;;
 	memory)
 		[ -n "${pid[$c]}" ] || return 0
