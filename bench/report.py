@@ -790,9 +790,11 @@ after one request, "after load" the instance that carried all the other
 scenarios; private is anonymous memory that no other process shares, summed
 over all of the proxy's processes; per connection is (fresh instance with
 200 open - idle) / 200. The pipes a proxy holds are counted through
-/proc/PID/fd (F_GETPIPE_SZ and FIONREAD on each reopened pipe); their cost
-is estimated at 2 KiB of kernel structures each plus the bytes queued in
-them, rounded up to pages. The VM figures are tests/vm/run.sh's throughput
+/proc/PID/fd (F_GETPIPE_SZ and FIONREAD on each reopened pipe; a pipe
+that a thread is blocked in splice on, as floor's are, is counted, not
+opened); their cost is estimated at 2 KiB of kernel structures each plus
+the bytes queued in them, rounded up to pages. Floor's private memory per
+connection is mostly its two threads' stacks. The VM figures are tests/vm/run.sh's throughput
 scenario (real AF_VSOCK through vsock_loopback in a qemu guest, one run of
 each figure per boot; under TCG, so they compare copy modes on a kernel,
 not machines)."""
