@@ -64,7 +64,15 @@ bool notify_store_listener(int fd)
 {
 	int r;
 
+	const char *store_max = getenv("FDSTORE");
+
 	if (!enabled)
+		return false;
+	/* systemd 254 and later say how many descriptors the unit may store;
+	 * with none, the socket would be dropped, and the daemon must drain it
+	 * as its own. Older systemd says nothing: the shipped unit sets
+	 * FileDescriptorStoreMax=1. */
+	if (store_max && strtoul(store_max, NULL, 10) == 0)
 		return false;
 	r = sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME=listener", &fd, 1);
 	if (r < 0)

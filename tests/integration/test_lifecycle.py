@@ -311,6 +311,29 @@ def test_sd_notify_ready_status_stopping_watchdog(workdir, run, backends):
     assert d.wait(5) == 0
 
 
+def test_listener_goes_to_the_descriptor_store_unless_systemd_has_none(workdir, run, backends):
+    """Under a service manager the daemon hands its own listener over
+    (FDSTORE=1, FDNAME=listener) and, at stop, leaves the socket and its
+    file for the next instance. Where systemd says the unit has no store
+    (FDSTORE=0, systemd 254 and later), it keeps the socket as its own:
+    nothing handed over, and its file removed at exit."""
+    backends(f"{workdir}/b.sock", echo_after_eof)
+    n = NotifyListener(f"{workdir}/notify.sock")
+    env = {"NOTIFY_SOCKET": f"{workdir}/notify.sock"}
+    d = run(args_for(workdir), env=env)
+    wait_for(lambda: n.find("READY=1"), 5, "READY=1")
+    assert n.find("FDSTORE=1\nFDNAME=listener")
+    assert d.log_lines("(kept in systemd's descriptor store)")
+    d.stop()
+    assert os.path.exists(f"{workdir}/l.sock"), "the stored socket's file is the next instance's"
+    n.messages.clear()
+    second = run(args_for(workdir), env={**env, "FDSTORE": "0"})
+    wait_for(lambda: n.find("READY=1"), 5, "READY=1 from the second daemon")
+    assert not n.find("FDSTORE=1")
+    second.stop()
+    assert not os.path.exists(f"{workdir}/l.sock")
+
+
 def test_status_updates_are_throttled(workdir, run, backends):
     backends(f"{workdir}/b.sock", echo_after_eof)
     n = NotifyListener(f"{workdir}/notify.sock")
